@@ -1,0 +1,362 @@
+"""The Raft layer: pysyncobj, patched, driving the pure state machine.  The only module that
+imports pysyncobj.
+
+Data flow: the server's proposer hands CBOR-encoded command batches to :meth:`Replica.propose`
+(any thread); pysyncobj replicates them as log entries of our own type byte (no pickled objects
+in the log); once committed, the tick thread applies each entry to the :class:`Machine` under
+``state_lock`` and hands the result back through the caller's callback and the events to the
+``on_events`` listener.
+
+What this module changes in pysyncobj 0.3.17 (see ../shared/research/pysyncobj.md), each with a
+regression test in tests/test_replica_fixes.py:
+
+* **Durable journal** (:class:`store.journal.DurableJournal`) in place of the mmap journal that
+  never fsyncs; the journal is flushed (group commit: one fsync for everything appended since
+  the last one) before any message that replicates or acknowledges entries leaves this node.
+* **Truncation bug** (``raft_fixes``): a success ack never moves the leader's nextIndex
+  backwards, and a follower truncates its log only on a real term conflict (Raft §5.3), never
+  because an AppendEntries overlapped what it already has.
+* **Lost first election**: every member sends a small keep-alive to every other member, so the
+  follower-to-follower links are up when a candidate needs them.
+* **Snapshots** are CBOR (our serializer hooks), never pickle.
+* Peer traffic is authenticated and encrypted with the cluster's Raft secret (pysyncobj's
+  ``password``); a frame without the right MAC is dropped before it is unpickled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
+
+from .config import ReplicaConfig
+from .errors import StoreError
+from .journal import DurableJournal
+from .machine import Machine
+
+__all__ = ["Replica", "RESULT_OK", "RESULT_UNKNOWN", "RESULT_NOT_APPLIED", "KETCH_ENTRY"]
+
+log = logging.getLogger(__name__)
+
+KETCH_ENTRY = 0x4B  # our log entry type byte ('K'); pysyncobj's own types are 0..3
+_NO_OP = 1  # pysyncobj's _COMMAND_TYPE.NO_OP
+
+RESULT_OK = "ok"
+RESULT_UNKNOWN = "unknown"  # the entry may still commit (leader changed, timeout)
+RESULT_NOT_APPLIED = "not_applied"  # definitely not applied (no leader, queue full, discarded)
+
+_DURABLE_BEFORE = frozenset({"append_entries", "next_node_idx", "response_vote", "request_vote"})
+_KEEPALIVE = {"type": "ketch_keepalive"}
+
+Callback = Callable[[str, Any], None]
+
+
+def _outcome(err: int) -> str:
+    if err == FAIL_REASON.SUCCESS:
+        return RESULT_OK
+    if err in (FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME):
+        return RESULT_UNKNOWN
+    return RESULT_NOT_APPLIED
+
+
+class _PatchedSyncObj(SyncObj):
+    """pysyncobj's SyncObj with ketch's fixes.  Private pysyncobj state is reached through its
+    mangled names (``_SyncObj__x``); every such access is in this class."""
+
+    def __init__(
+        self,
+        cfg: ReplicaConfig,
+        conf: SyncObjConf,
+        journal: DurableJournal,
+        apply_entry: Callable[[bytes], Any],
+    ) -> None:
+        self._ketch_fixes = cfg.raft_fixes
+        self._ketch_apply = apply_entry
+        self._ketch_keep_tail = False
+        self._ketch_journal = journal
+        self._ketch_next_keepalive = 0.0
+        self._ketch_keepalive_period = conf.connectionTimeout / 5
+        super().__init__(cfg.me.raft, [p.raft for p in cfg.peers], conf)
+        self._install_journal(journal)
+        self._install_durable_send(journal)
+        self.addOnTickCallback(self._send_keepalives)
+
+    # --- durable journal ---------------------------------------------------------------
+
+    def _install_journal(self, journal: DurableJournal) -> None:
+        # SyncObj.__init__ made a MemoryJournal (journalFile=None); replace it before the first
+        # tick and restore the persistent Raft state the way SyncObj.__init__ would have.
+        if len(journal) == 0:
+            journal.add(bytes([_NO_OP]), 1, 0)
+            journal.flush()
+        self._SyncObj__raftLog = journal
+        self._SyncObj__raftCurrentTerm = max(journal.getCurrentTerm(), journal[-1][2])
+        self._SyncObj__votedForNodeId = journal.getVotedForNodeId()
+        self._SyncObj__raftCommitIndex = min(journal.getRaftCommitIndex(), journal[-1][1])
+
+    def _install_durable_send(self, journal: DurableJournal) -> None:
+        transport = self._SyncObj__transport
+        send = transport.send
+
+        def durable_send(node: Any, message: Any) -> bool:
+            # Group commit: whatever was appended since the last flush reaches the disk before
+            # a message that replicates, acknowledges or votes on it leaves this node.
+            if journal.dirty and isinstance(message, dict) and message.get("type") in _DURABLE_BEFORE:
+                journal.flush()
+            return send(node, message)
+
+        transport.send = durable_send
+
+    # --- lost first election: keep every peer link warm ----------------------------------
+
+    def _send_keepalives(self) -> None:
+        now = time.monotonic()
+        if now < self._ketch_next_keepalive:
+            return
+        self._ketch_next_keepalive = now + self._ketch_keepalive_period
+        transport = self._SyncObj__transport
+        for node in self.otherNodes:
+            transport.send(node, _KEEPALIVE)
+
+    # --- our own log entries --------------------------------------------------------------
+
+    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:  # noqa: N802 - pysyncobj's name
+        if command[:1] == bytes([KETCH_ENTRY]):
+            return self._ketch_apply(bytes(command[1:]))
+        return SyncObj._SyncObj__doApplyCommand(self, command)
+
+    # --- the truncation bug -----------------------------------------------------------------
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+        if not self._ketch_fixes or not isinstance(message, dict):
+            return SyncObj._SyncObj__onMessageReceived(self, node, message)
+        kind = message.get("type")
+        if kind == "append_entries" and "prevLogIdx" in message and "transmission" not in message:
+            message = self._trim_overlap(message)
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
+            before = self._SyncObj__raftNextIndex.get(node)
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+            after = self._SyncObj__raftNextIndex.get(node)
+            if before is not None and after is not None and after < before:
+                # A (possibly stale) success ack must not rewind what was already sent.
+                self._SyncObj__raftNextIndex[node] = before
+            return None
+        try:
+            return SyncObj._SyncObj__onMessageReceived(self, node, message)
+        finally:
+            self._ketch_keep_tail = False
+
+    def _trim_overlap(self, message: dict) -> dict:
+        """Drop the leading entries this follower already has (same index and term), so the
+        original handler only truncates from a real conflict.  If every entry is already here
+        and the log goes further, keep the tail (Raft §5.3: truncate only on conflict)."""
+        log_ = self._SyncObj__raftLog
+        if len(log_) == 0:
+            return message
+        first, last = log_[0][1], log_[-1][1]
+        prev_idx = message["prevLogIdx"]
+        if prev_idx is None or prev_idx < first or prev_idx > last:
+            return message  # the original handler answers with a reset
+        if log_[prev_idx - first][2] != message["prevLogTerm"]:
+            return message
+        entries = message.get("entries") or []
+        skip = 0
+        for entry in entries:
+            idx = entry[1]
+            if idx > last or log_[idx - first][2] != entry[2]:
+                break
+            skip += 1
+        if skip == 0 and entries:
+            return message
+        new_prev = entries[skip - 1] if skip else None
+        trimmed = dict(message)
+        if new_prev is not None:
+            trimmed["prevLogIdx"], trimmed["prevLogTerm"] = new_prev[1], new_prev[2]
+        trimmed["entries"] = entries[skip:]
+        if not trimmed["entries"] and trimmed["prevLogIdx"] < last:
+            # Keep the tail, but commit only what this message vouches for: pysyncobj commits
+            # up to its own last index, which is only right after it has truncated.
+            self._ketch_keep_tail = True
+            trimmed["commit_index"] = min(trimmed["commit_index"], trimmed["prevLogIdx"])
+        return trimmed
+
+    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:  # noqa: N802,N803
+        if self._ketch_keep_tail:
+            return
+        SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)
+
+    # --- read-only views for the runtime ---------------------------------------------------
+
+    def ketch_status(self) -> dict[str, Any]:
+        leader = self._getLeader()
+        return {
+            "term": self._getTerm(),
+            "is_leader": self._isLeader(),
+            "leader_raft": leader.address if leader is not None else None,
+            "raft_index": self._SyncObj__raftLog[-1][1],
+            "commit_index": self.raftCommitIndex,
+            "applied_index": self.raftLastApplied,
+        }
+
+    def ketch_submit(self, payload: bytes, callback: Callable[[Any, int], None]) -> None:
+        self._applyCommand(payload, callback, KETCH_ENTRY)
+
+
+class Replica:
+    """One store replica's Raft node, its state machine and its tick thread.
+
+    Thread model: the tick thread owns pysyncobj and is the only writer of ``machine``; readers
+    on other threads hold ``state_lock`` while they read.  Callbacks (results, events, leader
+    changes) run on the tick thread and must only hand work over (e.g. with
+    ``loop.call_soon_threadsafe``)."""
+
+    def __init__(
+        self,
+        cfg: ReplicaConfig,
+        *,
+        secret: str,
+        on_events: Callable[[list[Any]], None] | None = None,
+        on_state_changed: Callable[[bool], None] | None = None,
+        on_reset: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._on_reset = on_reset
+        self.state_lock = threading.Lock()
+        self.machine = Machine()
+        self._on_events = on_events
+        self._on_state_changed = on_state_changed
+        data = Path(cfg.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        os.chmod(data, 0o700)
+        self.journal = DurableJournal(data / "raft", fsync=cfg.fsync)
+        self.snapshot_file = data / "snapshot.cbor"
+        self.applied_entries = 0
+        lo, hi = cfg.election_timeout
+        conf = SyncObjConf(
+            password=secret,
+            autoTick=False,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=cfg.heartbeat,
+            raftMinTimeout=lo,
+            raftMaxTimeout=hi,
+            leaderFallbackTimeout=hi,
+            connectionTimeout=max(2.0, 3 * hi),
+            connectionRetryTime=0.2,
+            appendEntriesBatchSizeBytes=8 * 2**20,
+            sendBufferSize=4 * 2**20,
+            recvBufferSize=4 * 2**20,
+            logCompactionMinEntries=2000,
+            logCompactionMinTime=120,
+            fullDumpFile=str(self.snapshot_file),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            dynamicMembershipChange=False,
+            onStateChanged=self._state_changed,
+            commandsQueueSize=100_000,
+        )
+        self._raft = _PatchedSyncObj(cfg, conf, self.journal, self._apply_entry)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"raft-{cfg.name}", daemon=True)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._raft.destroy()  # closes sockets and the journal (flushing it)
+
+    def _run(self) -> None:
+        raft = self._raft
+        while not self._stopping.is_set():
+            try:
+                raft.doTick(0.02)
+                if self.journal.dirty:
+                    self.journal.flush()
+            except Exception:  # a tick must never kill the replica; log and keep ticking
+                log.exception("raft tick failed")
+                self._stopping.wait(0.05)
+
+    # --- proposing -----------------------------------------------------------------------------
+
+    def propose(self, payload: bytes, callback: Callback) -> None:
+        """Replicate one CBOR-encoded command (usually a batch).  ``callback(outcome, result)``
+        runs on the tick thread with outcome RESULT_OK (result = what the machine returned),
+        RESULT_UNKNOWN or RESULT_NOT_APPLIED.  Thread-safe."""
+
+        def done(result: Any, err: int) -> None:
+            callback(_outcome(err), result)
+
+        self._raft.ketch_submit(payload, done)
+
+    def _apply_entry(self, payload: bytes) -> Any:
+        try:
+            cmd = cbor2.loads(payload)
+        except Exception as e:  # our own leader wrote it; never crash the apply loop over it
+            log.error("undecodable log entry (%d bytes): %s", len(payload), e)
+            return {"err": {"code": "internal", "message": "undecodable log entry"}}
+        try:
+            with self.state_lock:
+                result, events = self.machine.apply(cmd)
+        except StoreError as e:  # the whole entry was refused; every replica refuses alike
+            return {"err": e.to_wire()}
+        except Exception:  # a bug in apply: log loudly, keep the replica alive
+            log.critical("applying a log entry failed", exc_info=True)
+            return {"err": {"code": "internal", "message": "apply failed"}}
+        self.applied_entries += 1
+        if events and self._on_events is not None:
+            self._on_events(events)
+        return result
+
+    # --- snapshots (CBOR, never pickle) ---------------------------------------------------------
+
+    def _write_snapshot(self, tmp_file: str, raft_data: Any) -> None:
+        last, prev, cluster = raft_data
+        doc = {
+            "format": 1,
+            "last": list(last),
+            "prev": list(prev),
+            "cluster": sorted(getattr(n, "address", str(n)) for n in cluster),
+            "machine": self.machine.dump(),
+        }
+        with open(tmp_file, "wb") as f:
+            cbor2.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _read_snapshot(self, file_name: str) -> tuple[Any, Any, Any]:
+        with open(file_name, "rb") as f:
+            doc = cbor2.load(f)
+        if not isinstance(doc, dict) or doc.get("format") != 1:
+            raise ValueError(f"{file_name}: not a ketch snapshot")
+        machine = Machine.load(doc["machine"])
+        with self.state_lock:
+            self.machine = machine
+        if self._on_reset is not None:
+            self._on_reset()  # history jumped: watchers must resume from the new state
+        last, prev = doc["last"], doc["prev"]
+        return (bytes(last[0]), last[1], last[2]), (bytes(prev[0]), prev[1], prev[2]), doc["cluster"]
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _state_changed(self, old: int, new: int) -> None:
+        if self._on_state_changed is not None:
+            self._on_state_changed(self._raft._isLeader())
+
+    def raft_status(self) -> dict[str, Any]:
+        return self._raft.ketch_status()
+
+    @property
+    def is_leader(self) -> bool:
+        return self._raft._isLeader()

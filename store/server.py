@@ -1,0 +1,233 @@
+"""The replica's HTTPS API: CBOR in, CBOR out, mutual TLS, one handler per endpoint.
+
+Request path: TLS (client certificate from the cluster CA, enforced by the SSL context) →
+``_errors`` middleware (StoreError → status + ``{"error": ...}``, metrics) → handler: decode and
+validate the body (bad input is refused before anything is proposed) → :class:`StoreNode`
+(proposer for writes, state lock for reads).  Writes on a follower are forwarded to the leader by
+the Raft layer; reads are answered locally (after a barrier unless ``serializable``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import cbor2
+from aiohttp import web
+
+from . import errors
+from .metrics import StoreMetrics
+from .node import StoreNode
+from .requests import validate_command, validate_range
+from .watching import END
+
+__all__ = ["build_app", "MAX_BODY"]
+
+MAX_BODY = 2 * 2**20
+CBOR = "application/cbor"
+NODE: web.AppKey[StoreNode] = web.AppKey("node", StoreNode)
+METRICS: web.AppKey[StoreMetrics] = web.AppKey("metrics", StoreMetrics)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _cbor(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=cbor2.dumps(data), status=status, content_type=CBOR)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        data = cbor2.loads(raw) if raw else {}
+    except Exception as e:  # cbor2 raises several types on malformed input
+        raise errors.InvalidRequest(f"request body is not valid CBOR: {e}") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidRequest("request body must be a CBOR map")
+    return data
+
+
+def _rid(body: dict[str, Any]) -> dict[str, Any]:
+    rid = body.pop("request_id", None)
+    return {} if rid is None else {"rid": rid}
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    start = time.perf_counter()
+    code = "ok"
+    try:
+        return await handler(request)
+    except errors.StoreError as e:
+        code = e.code
+        return _cbor({"error": e.to_wire()}, e.http_status)
+    except web.HTTPRequestEntityTooLarge:
+        code = errors.TooLarge.code
+        err = errors.TooLarge(f"request body over {MAX_BODY} bytes")
+        return _cbor({"error": err.to_wire()}, err.http_status)
+    except web.HTTPException as e:
+        code = str(e.status)
+        err = errors.InvalidRequest(f"{e.reason}: {request.method} {request.path}")
+        return _cbor({"error": err.to_wire()}, e.status)
+    finally:
+        metrics.observe(request.path, code, time.perf_counter() - start)
+
+
+# --- kv ---------------------------------------------------------------------------------------
+
+
+async def kv_range(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    req = validate_range(await _body(request))
+    if req.pop("serializable"):
+        return _cbor(node.read(lambda m: m.range(req)))
+    return _cbor(await node.read_linearizable(lambda m: m.range(req)))
+
+
+async def kv_txn(request: web.Request) -> web.Response:
+    body = await _body(request)
+    rid = _rid(body)
+    cmd = validate_command({"t": "txn", "req": body, **rid})
+    return _cbor(await request.app[NODE].write(cmd))
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+def _lease_command(kind: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        node = request.app[NODE]
+        body = await _body(request)
+        cmd: dict[str, Any] = {"t": kind, **_rid(body)}
+        for k, v in body.items():
+            if k not in ("id", "ttl"):
+                raise errors.InvalidRequest(f"unknown field {k!r} in {kind}")
+            cmd[k] = v
+        if kind == "lease_grant":
+            cmd.setdefault("id", 0)
+        if kind in ("lease_grant", "lease_keepalive"):
+            cmd["now"] = node.clock()
+        return _cbor(await node.write(validate_command(cmd)))
+
+    return handler
+
+
+async def lease_timetolive(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    body = await _body(request)
+    lease_id, keys = body.get("id"), body.get("keys", False)
+    now = node.clock()
+    return _cbor(await node.read_linearizable(lambda m: m.time_to_live(lease_id, now, keys)))
+
+
+async def lease_list(request: web.Request) -> web.Response:
+    return _cbor(await request.app[NODE].read_linearizable(lambda m: m.leases()))
+
+
+# --- maintenance and status -------------------------------------------------------------------
+
+
+async def compact(request: web.Request) -> web.Response:
+    body = await _body(request)
+    cmd = validate_command({"t": "compact", "revision": body.get("revision"), **_rid(body)})
+    return _cbor(await request.app[NODE].write(cmd))
+
+
+async def snapshot(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    data = node.read(lambda m: cbor2.dumps(m.dump()))
+    return web.Response(body=data, content_type=CBOR)
+
+
+async def status(request: web.Request) -> web.Response:
+    return _cbor(request.app[NODE].status())
+
+
+async def members(request: web.Request) -> web.Response:
+    return _cbor({"members": request.app[NODE].status()["members"]})
+
+
+async def health(request: web.Request) -> web.Response:
+    """Healthy = this replica can get a command committed within a second (etcd's /health
+    does a linearizable read for the same reason)."""
+    node = request.app[NODE]
+    try:
+        await node.proposer.barrier(timeout=1.0)
+    except errors.StoreError as e:
+        return web.json_response({"health": False, "reason": e.message}, status=503)
+    return web.json_response({"health": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body, content_type = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+# --- watch ------------------------------------------------------------------------------------
+
+
+def _frame(item: dict[str, Any]) -> bytes:
+    data = cbor2.dumps(item)
+    return struct.pack(">I", len(data)) + data
+
+
+async def watch(request: web.Request) -> web.StreamResponse:
+    """A long-lived stream of length-prefixed CBOR frames: events, progress notifications, and
+    at most one error, after which the stream ends.  Clients resume from the revision after the
+    last one they saw whenever a stream ends."""
+    node = request.app[NODE]
+    body = await _body(request)
+    allowed = {"key", "range_end", "start_revision", "prev_kv", "progress_notify"}
+    if set(body) - allowed:
+        raise errors.InvalidRequest(f"unknown watch fields {sorted(set(body) - allowed)}")
+    req = validate_range({"key": body.get("key"), "range_end": body.get("range_end")})
+    start = body.get("start_revision", 0)
+    if type(start) is not int or start < 0:
+        raise errors.InvalidRequest("start_revision must be a non-negative integer")
+    watcher = node.hub.add(req["key"], req["range_end"], start, bool(body.get("prev_kv", False)))
+    progress = bool(body.get("progress_notify", True))
+    resp = web.StreamResponse(headers={"Content-Type": "application/cbor-seq"})
+    try:
+        await resp.prepare(request)
+        await resp.write(_frame({"header": {"revision": node.hub.revision}, "created": True}))
+        while True:
+            try:
+                item = await asyncio.wait_for(watcher.queue.get(), node.cfg.progress_interval)
+            except asyncio.TimeoutError:
+                if progress:
+                    rev = max(node.hub.revision, watcher.next_rev - 1)
+                    await resp.write(_frame({"header": {"revision": rev}, "progress": True}))
+                continue
+            if item is END:
+                break
+            watcher.pending -= 1
+            await resp.write(_frame(item))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        node.hub.remove(watcher)
+    return resp
+
+
+def build_app(node: StoreNode, *, metrics_: StoreMetrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
+    app[NODE] = node
+    app[METRICS] = metrics_ or StoreMetrics(node)
+    app.router.add_post("/v1/kv/range", kv_range)
+    app.router.add_post("/v1/kv/txn", kv_txn)
+    app.router.add_post("/v1/watch", watch)
+    app.router.add_post("/v1/lease/grant", _lease_command("lease_grant"))
+    app.router.add_post("/v1/lease/revoke", _lease_command("lease_revoke"))
+    app.router.add_post("/v1/lease/keepalive", _lease_command("lease_keepalive"))
+    app.router.add_post("/v1/lease/timetolive", lease_timetolive)
+    app.router.add_post("/v1/lease/leases", lease_list)
+    app.router.add_post("/v1/maintenance/compact", compact)
+    app.router.add_get("/v1/maintenance/snapshot", snapshot)
+    app.router.add_get("/v1/status", status)
+    app.router.add_get("/v1/members", members)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app

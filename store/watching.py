@@ -1,86 +1,141 @@
-"""Client side of ``/v1/watch``: reading frames, and resuming a stream without duplicates.
+"""Watch fan-out: events applied by the Raft thread reach every matching watcher, once, in order.
 
-The server's stream is a sequence of frames, each a 4-byte big-endian length and one CBOR map
-(``{"header", "events"}``, ``{"header", "progress": True}`` or ``{"error"}``).  A
-:class:`WatchCursor` is the pure part of resuming: it remembers the last revision delivered
-to the caller, says where a new stream must start, and filters out of each frame whatever was
-already delivered, so a watch that reconnects (to the same or another replica) never yields an
-event twice and never skips one.
+Events arrive on the event loop through :meth:`WatchHub.publish` (handed over by the replica's
+tick thread).  A new watcher first replays the machine's event history from its start revision,
+then receives published events.  Replay and publication can overlap (the machine may be ahead
+of what has been published); each watcher remembers the next revision it owes its client and
+drops anything older, so nothing is delivered twice and nothing is skipped.
+
+A watcher that falls too far behind, or a replica that installs a snapshot (its history jumps),
+ends the stream; clients resume from the revision after the last one they saw.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-import cbor2
+from .kv import Event
 
-from store.errors import StoreError
+__all__ = ["WatchHub", "Watcher", "END"]
 
-__all__ = ["WatchCursor", "read_frame", "MAX_FRAME_BYTES"]
-
-MAX_FRAME_BYTES = 64 * 1024 * 1024
-
-
-class _Reader(Protocol):
-    async def readexactly(self, n: int) -> bytes: ...
+END = object()  # queue sentinel: the stream is over, the client should resume
 
 
-class WatchCursor:
-    """Resume point of one watch.  ``last``: every event at or below it was delivered.
+class Watcher:
+    """One client stream: a key range, the next revision owed, and a bounded queue of frames."""
 
-    Relies on the store sending all events of one revision in one frame (a txn's events are
-    never split), so "everything up to revision R" is a complete statement.
-    """
+    __slots__ = ("key", "range_end", "next_rev", "prev_kv", "queue", "pending", "limit", "closed")
 
-    def __init__(self, start_revision: int) -> None:
-        if start_revision < 1:
-            raise ValueError("a watch cursor starts at a revision >= 1")
-        self.last = start_revision - 1
+    def __init__(
+        self, key: bytes, range_end: bytes | None, next_rev: int, prev_kv: bool, limit: int
+    ) -> None:
+        self.key = key
+        self.range_end = range_end
+        self.next_rev = next_rev
+        self.prev_kv = prev_kv
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.pending = 0
+        self.limit = limit
+        self.closed = False
+
+    def matches(self, key: bytes) -> bool:
+        end = self.range_end
+        if end is None:
+            return key == self.key
+        if end == b"\0":
+            return key >= self.key
+        return self.key <= key < end
+
+    def offer(self, events: list[Event]) -> None:
+        """Queue the events this watcher has not seen yet (all of one or more revisions)."""
+        fresh = [e for e in events if e.revision >= self.next_rev and self.matches(e.kv.key)]
+        if not fresh or self.closed:
+            return
+        self.next_rev = fresh[-1].revision + 1
+        if self.pending >= self.limit:
+            self.close()  # too slow: the client resumes from its last revision on a new stream
+            return
+        self.pending += 1
+        wire = [e.to_wire() if self.prev_kv else _without_prev(e) for e in fresh]
+        self.queue.put_nowait({"header": {"revision": fresh[-1].revision}, "events": wire})
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.queue.put_nowait(END)
+
+
+def _without_prev(e: Event) -> dict[str, Any]:
+    wire = e.to_wire()
+    wire["prev_kv"] = None
+    return wire
+
+
+class WatchHub:
+    """All watchers of one replica.  Single-key watchers are indexed by key, so a put only
+    visits the watchers that can match it plus the range watchers."""
+
+    def __init__(self, history: Callable[[int], tuple[int, list[Event]]], *, limit: int = 1000):
+        self._history = history  # start revision -> (current revision, events since start)
+        self._by_key: dict[bytes, set[Watcher]] = {}
+        self._ranged: set[Watcher] = set()
+        self._limit = limit
+        self.revision = 0
+        self.published = 0
+
+    def add(self, key: bytes, range_end: bytes | None, start_revision: int, prev_kv: bool) -> Watcher:
+        """Register a watcher from ``start_revision`` (0: from now).  Raises Compacted when the
+        history no longer reaches back that far."""
+        current, backlog = self._history(start_revision)
+        next_rev = start_revision if start_revision > 0 else current + 1
+        w = Watcher(key, range_end, next_rev, prev_kv, self._limit)
+        if backlog:
+            w.offer(backlog)
+            w.pending = 0  # the replay itself is never "too slow"
+        if range_end is None:
+            self._by_key.setdefault(key, set()).add(w)
+        else:
+            self._ranged.add(w)
+        self.revision = max(self.revision, current)
+        return w
+
+    def remove(self, w: Watcher) -> None:
+        w.closed = True
+        if w.range_end is None:
+            group = self._by_key.get(w.key)
+            if group is not None:
+                group.discard(w)
+                if not group:
+                    del self._by_key[w.key]
+        else:
+            self._ranged.discard(w)
+
+    def publish(self, events: list[Event]) -> None:
+        """Fan out events applied by the replica (in revision order, whole revisions)."""
+        if not events:
+            return
+        self.published += len(events)
+        self.revision = max(self.revision, events[-1].revision)
+        if self._by_key:
+            touched: dict[Watcher, None] = {}
+            for e in events:
+                for w in self._by_key.get(e.kv.key, ()):
+                    touched[w] = None
+            for w in touched:
+                w.offer(events)
+        for w in self._ranged:
+            w.offer(events)
+
+    def reset(self) -> None:
+        """The machine was replaced (snapshot install): end every stream so clients resume."""
+        for group in list(self._by_key.values()):
+            for w in list(group):
+                w.close()
+        for w in list(self._ranged):
+            w.close()
 
     @property
-    def next_start(self) -> int:
-        """The ``start_revision`` of the next stream."""
-        return self.last + 1
-
-    def accept(self, frame: dict[str, Any]) -> dict[str, Any] | None:
-        """The part of ``frame`` the caller has not seen, or None if there is none.
-
-        Event frames lose every event at or below ``last``; a progress frame passes when it
-        does not go back (``header.revision >= last``) and moves ``last`` up to its revision,
-        since the server promises every event up to it was sent.  Error frames are not for
-        the cursor (the caller handles them first)."""
-        rev = frame["header"]["revision"]
-        if frame.get("progress"):
-            if rev < self.last:
-                return None
-            self.last = rev
-            return frame
-        events = [e for e in frame.get("events", ()) if e["kv"]["mod_revision"] > self.last]
-        if not events:
-            return None
-        self.last = max(e["kv"]["mod_revision"] for e in events)
-        return {**frame, "events": events}
-
-
-async def read_frame(content: _Reader) -> dict[str, Any] | None:
-    """Read one length-prefixed CBOR frame; None at a clean end of stream (between frames).
-
-    A stream cut inside a frame raises asyncio.IncompleteReadError; a frame that is not a
-    CBOR map, or is implausibly large, raises StoreError."""
-    try:
-        head = await content.readexactly(4)
-    except asyncio.IncompleteReadError as e:
-        if not e.partial:
-            return None
-        raise
-    size = int.from_bytes(head, "big")
-    if size > MAX_FRAME_BYTES:
-        raise StoreError(f"watch frame of {size} bytes is over {MAX_FRAME_BYTES}")
-    try:
-        frame = cbor2.loads(await content.readexactly(size))
-    except (ValueError, cbor2.CBORDecodeError) as e:
-        raise StoreError(f"malformed watch frame: {e}") from e
-    if not isinstance(frame, dict) or not ("error" in frame or "header" in frame):
-        raise StoreError(f"malformed watch frame: {frame!r:.200}")
-    return frame
+    def count(self) -> int:
+        return len(self._ranged) + sum(len(g) for g in self._by_key.values())

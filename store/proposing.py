@@ -52,7 +52,7 @@ class Proposer:
         replica: Replica,
         loop: asyncio.AbstractEventLoop,
         *,
-        max_inflight: int = 3,
+        max_inflight: int = 1,
         max_entry_bytes: int = 4 * 2**20,
         timeout: float = 5.0,
     ) -> None:

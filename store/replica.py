@@ -52,7 +52,10 @@ RESULT_OK = "ok"
 RESULT_UNKNOWN = "unknown"  # the entry may still commit (leader changed, timeout)
 RESULT_NOT_APPLIED = "not_applied"  # definitely not applied (no leader, queue full, discarded)
 
-_DURABLE_BEFORE = frozenset({"append_entries", "next_node_idx", "response_vote", "request_vote"})
+# A follower's ack (next_node_idx) claims the entries are stored: they must be on disk first.
+# The leader needs no flush before sending: it counts itself toward a commit only on a later
+# tick, and the tick loop flushes at the end of every tick (so its fsync overlaps the network).
+_DURABLE_BEFORE = frozenset({"next_node_idx"})
 _KEEPALIVE = {"type": "ketch_keepalive"}
 
 Callback = Callable[[str, Any], None]
@@ -252,8 +255,8 @@ class Replica:
             appendEntriesBatchSizeBytes=8 * 2**20,
             sendBufferSize=4 * 2**20,
             recvBufferSize=4 * 2**20,
-            logCompactionMinEntries=2000,
-            logCompactionMinTime=120,
+            logCompactionMinEntries=50_000,
+            logCompactionMinTime=300,
             fullDumpFile=str(self.snapshot_file),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,

@@ -89,7 +89,8 @@ class _PatchedSyncObj(SyncObj):
         super().__init__(cfg.me.raft, [p.raft for p in cfg.peers], conf)
         self._install_journal(journal)
         self._install_durable_send(journal)
-        self.addOnTickCallback(self._send_keepalives)
+        if cfg.extra.get("peer_keepalive", True):
+            self.addOnTickCallback(self._send_keepalives)
 
     # --- durable journal ---------------------------------------------------------------
 

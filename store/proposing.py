@@ -80,6 +80,31 @@ class Proposer:
         except asyncio.TimeoutError:
             raise errors.OutcomeUnknown("timed out waiting for the write to commit") from None
 
+    async def write_many(
+        self, cmds: list[dict[str, Any]], timeout: float | None = None
+    ) -> list[Any]:
+        """Propose several commands together; a list with, per command, its result or the
+        StoreError it raised (OutcomeUnknown for those still pending at the timeout)."""
+        futures: list[asyncio.Future[Any]] = []
+        for cmd in cmds:
+            fut: asyncio.Future[Any] = self._loop.create_future()
+            enc = cbor2.dumps(cmd)
+            self._pending.append((enc, fut))
+            self._pending_bytes += len(enc)
+            futures.append(fut)
+        self._schedule()
+        await asyncio.wait(futures, timeout=timeout or self.timeout)
+        out: list[Any] = []
+        for fut in futures:
+            if not fut.done():
+                fut.cancel()
+                out.append(errors.OutcomeUnknown("timed out waiting for the write to commit"))
+            elif fut.exception() is not None:
+                out.append(fut.exception())
+            else:
+                out.append(fut.result())
+        return out
+
     async def barrier(self, timeout: float | None = None) -> None:
         fut: asyncio.Future[None] = self._loop.create_future()
         self._readers.append(fut)

@@ -27,6 +27,7 @@ from .watching import END
 __all__ = ["build_app", "MAX_BODY"]
 
 MAX_BODY = 2 * 2**20
+MAX_BATCH_OPS = 1024
 CBOR = "application/cbor"
 NODE: web.AppKey[StoreNode] = web.AppKey("node", StoreNode)
 METRICS: web.AppKey[StoreMetrics] = web.AppKey("metrics", StoreMetrics)
@@ -92,6 +93,55 @@ async def kv_txn(request: web.Request) -> web.Response:
     rid = _rid(body)
     cmd = validate_command({"t": "txn", "req": body, **rid})
     return _cbor(await request.app[NODE].write(cmd))
+
+
+async def kv_batch(request: web.Request) -> web.Response:
+    """Many independent kv operations in one HTTP request (the client library coalesces
+    concurrent calls).  ``{"ops": [{"txn": TxnRequest + request_id} | {"range": RangeRequest}]}``
+    answers ``{"results": [{"ok": answer} | {"error": {...}}]}`` in order.  Each op succeeds or
+    fails on its own, exactly as if sent alone; the writes share a Raft entry and the
+    linearizable reads share one barrier."""
+    node = request.app[NODE]
+    ops = (await _body(request)).get("ops")
+    if not isinstance(ops, list) or len(ops) > MAX_BATCH_OPS:
+        raise errors.InvalidRequest(f"ops must be a list of at most {MAX_BATCH_OPS} operations")
+    results: list[Any] = [None] * len(ops)
+    writes: list[tuple[int, dict[str, Any]]] = []
+    reads: list[tuple[int, dict[str, Any]]] = []
+    for i, op in enumerate(ops):
+        try:
+            if not isinstance(op, dict) or len(op) != 1:
+                raise errors.InvalidRequest("each op must be a map with one key: txn or range")
+            if "txn" in op and isinstance(op["txn"], dict):
+                body = dict(op["txn"])
+                writes.append((i, validate_command({"t": "txn", "req": body, **_rid(body)})))
+            elif "range" in op:
+                reads.append((i, validate_range(op["range"])))
+            else:
+                raise errors.InvalidRequest(f"unknown batch op {sorted(op)}")
+        except errors.StoreError as e:
+            results[i] = e
+    pending = [node.proposer.write_many([cmd for _, cmd in writes])] if writes else []
+    linearizable = [(i, r) for i, r in reads if not r.pop("serializable")]
+    if linearizable:
+        pending.append(node.proposer.barrier())
+    outcome = await asyncio.gather(*pending, return_exceptions=True)
+    if writes:
+        for (i, _), res in zip(writes, outcome[0]):
+            results[i] = res
+    barrier_error = outcome[-1] if linearizable and isinstance(outcome[-1], BaseException) else None
+    lin = {i for i, _ in linearizable}
+    for i, req in reads:
+        if i in lin and barrier_error is not None:
+            results[i] = barrier_error
+            continue
+        try:
+            results[i] = node.read(lambda m, req=req: m.range(req))
+        except errors.StoreError as e:
+            results[i] = e
+    return _cbor({"results": [
+        {"error": r.to_wire()} if isinstance(r, errors.StoreError) else {"ok": r} for r in results
+    ]})
 
 
 # --- leases -----------------------------------------------------------------------------------
@@ -218,6 +268,7 @@ def build_app(node: StoreNode, *, metrics_: StoreMetrics | None = None) -> web.A
     app[METRICS] = metrics_ or StoreMetrics(node)
     app.router.add_post("/v1/kv/range", kv_range)
     app.router.add_post("/v1/kv/txn", kv_txn)
+    app.router.add_post("/v1/kv/batch", kv_batch)
     app.router.add_post("/v1/watch", watch)
     app.router.add_post("/v1/lease/grant", _lease_command("lease_grant"))
     app.router.add_post("/v1/lease/revoke", _lease_command("lease_revoke"))

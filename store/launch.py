@@ -1,0 +1,379 @@
+"""A store cluster on this machine: certificates, configs and replica processes in one directory.
+
+``ketch store up`` and the benchmarks use :class:`LocalCluster`; everything it makes lives in
+DIR::
+
+    DIR/cluster.json        the members (names, loopback ports chosen once) and fsync
+    DIR/certs/              the cluster CA and certificates (certs.layout)
+    DIR/<name>/config.json  the replica's ReplicaConfig, as `python -m store --config` reads it
+    DIR/<name>/data/        its journal and snapshots
+    DIR/<name>/replica.log  its stdout and stderr;  DIR/<name>/replica.pid  its process id
+
+Replicas run detached (their own session), so they outlive the command that started them.  A
+process is only ever signalled when its pid is in our pid file AND /proc says it is alive and
+running our config file; nothing is killed by name.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import cbor2
+
+from certs.layout import (
+    CertPaths,
+    init_cluster_certs,
+    raft_secret_path,
+    store_client_paths,
+    store_replica_paths,
+)
+from certs.tls import client_context
+from store.client import StoreClient
+from store.config import Member, ReplicaConfig
+
+__all__ = ["STOP_TIMEOUT", "UP_TIMEOUT", "ClusterError", "LocalCluster"]
+
+UP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+_ROOT = Path(__file__).resolve().parent.parent  # so `python -m store` imports this tree
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(Exception):
+    """The cluster directory is missing or inconsistent, or replicas did not come up.  The
+    message says what to do."""
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _free_ports(host: str, n: int) -> list[int]:
+    """``n`` distinct ports free on ``host`` right now (all held open until all are picked)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The argv of a live (not zombie) process, or None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return None
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except (OSError, IndexError):
+        return None
+
+
+class LocalCluster:
+    """The replicas of one directory.  ``replicas`` and ``fsync`` apply when the cluster is
+    created (None: 3 replicas, fsync on); afterwards DIR/cluster.json is the truth, and an
+    explicit ``fsync`` given to a later ``up`` is recorded for replicas it starts.  Ports are
+    ``base_port`` + 0, 1, ... (client, raft per replica) or free loopback ports, chosen once.
+    """
+
+    def __init__(
+        self,
+        dir: Path | str,
+        *,
+        replicas: int | None = None,
+        fsync: bool | None = None,
+        host: str = "127.0.0.1",
+        base_port: int | None = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.dir = Path(dir).resolve()
+        self._replicas = replicas
+        self._fsync = fsync
+        self._host = host
+        self._base_port = base_port
+        self._python = python
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._layout: dict[str, Any] | None = None
+
+    # --- layout --------------------------------------------------------------------------------
+
+    @property
+    def exists(self) -> bool:
+        return (self.dir / "cluster.json").exists()
+
+    def _load(self) -> dict[str, Any]:
+        if self._layout is None:
+            path = self.dir / "cluster.json"
+            if not path.exists():
+                raise ClusterError(f"no cluster in {self.dir}: run `ketch store up --dir {self.dir}`")
+            try:
+                layout = json.loads(path.read_text())
+                for m in layout["members"]:
+                    Member(**m)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise ClusterError(f"{path} is unreadable ({e}); move {self.dir} away and run "
+                                   f"`ketch store up --dir {self.dir}` for a new cluster") from e
+            self._layout = layout
+        return self._layout
+
+    def _create_layout(self) -> None:
+        n = self._replicas or 3
+        if n < 1:
+            raise ClusterError("a cluster needs at least one replica")
+        if self._base_port is not None:
+            ports = [self._base_port + i for i in range(2 * n)]
+        else:
+            ports = _free_ports(self._host, 2 * n)
+        h = f"[{self._host}]" if ":" in self._host else self._host
+        members = [{"name": f"s{i + 1}", "client": f"https://{h}:{ports[2 * i]}",
+                    "raft": f"{self._host}:{ports[2 * i + 1]}"} for i in range(n)]
+        self._layout = {"members": members, "fsync": True if self._fsync is None else self._fsync}
+        _write_atomic(self.dir / "cluster.json", json.dumps(self._layout, indent=2) + "\n")
+
+    @property
+    def members(self) -> list[Member]:
+        return [Member(**m) for m in self._load()["members"]]
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def client_urls(self) -> list[str]:
+        return [m.client for m in self.members]
+
+    @property
+    def fsync(self) -> bool:
+        return bool(self._load().get("fsync", True))
+
+    @property
+    def certs_dir(self) -> Path:
+        return self.dir / "certs"
+
+    @property
+    def client_tls(self) -> CertPaths:
+        """The store-client identity (CN ketch-store-client) for CLIs and benchmarks."""
+        return store_client_paths(self.certs_dir)
+
+    def config_path(self, name: str) -> Path:
+        return self.dir / name / "config.json"
+
+    def log_path(self, name: str) -> Path:
+        return self.dir / name / "replica.log"
+
+    def _member(self, name: str) -> Member:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise ClusterError(f"no replica {name!r} in {self.dir} (replicas: {', '.join(self.names)})")
+
+    def _write_config(self, name: str) -> Path:
+        paths = store_replica_paths(self.certs_dir, name)
+        cfg = ReplicaConfig(
+            name=name, data_dir=self.dir / name / "data", members=tuple(self.members),
+            ca=paths.ca, cert=paths.cert, key=paths.key,
+            raft_secret_file=raft_secret_path(self.certs_dir), fsync=self.fsync,
+        )
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.config_path(name)
+        _write_atomic(path, cfg.to_json() + "\n")
+        return path
+
+    # --- processes -----------------------------------------------------------------------------
+
+    def pid(self, name: str) -> int | None:
+        """The pid of replica ``name`` if it runs (pid file, alive, running our config)."""
+        try:
+            pid = int((self.dir / name / "replica.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        proc = self._procs.get(name)
+        if proc is not None and proc.pid == pid and proc.poll() is not None:
+            return None  # our child, exited (and now reaped)
+        argv = _cmdline(pid)
+        return pid if argv is not None and str(self.config_path(name)) in argv else None
+
+    def start(self, name: str, progress: Progress = _quiet) -> int:
+        """Start replica ``name`` unless it runs; its pid.  Does not wait for it to serve."""
+        self._member(name)
+        if (pid := self.pid(name)) is not None:
+            progress(f"{name}: already running (pid {pid})")
+            return pid
+        config = self._write_config(name)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
+        log = self.log_path(name)
+        with log.open("ab") as out:
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(
+                [self._python, "-m", "store", "--config", str(config)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.dir / name, env=env, start_new_session=True,
+            )
+        self._procs[name] = proc
+        _write_atomic(self.dir / name / "replica.pid", f"{proc.pid}\n")
+        m = self._member(name)
+        progress(f"{name}: started (pid {proc.pid}), client {m.client}, raft {m.raft}, log {log}")
+        return proc.pid
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` to replica ``name``; for SIGKILL and SIGTERM wait (up to STOP_TIMEOUT)
+        until it is gone.  Its pid; ClusterError if it is not running."""
+        pid = self.pid(name)
+        if pid is None:
+            raise ClusterError(f"{name} is not running")
+        os.kill(pid, sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            self._wait_gone([name], STOP_TIMEOUT)
+        return pid
+
+    def _wait_gone(self, names: list[str], timeout: float) -> list[str]:
+        """Poll until none of ``names`` runs or ``timeout`` passes; those still running."""
+        until = time.monotonic() + timeout
+        while (alive := [n for n in names if self.pid(n) is not None]) and time.monotonic() < until:
+            time.sleep(0.05)
+        for n in names:
+            if n not in alive:
+                (self.dir / n / "replica.pid").unlink(missing_ok=True)
+        return alive
+
+    def down(self, progress: Progress = print) -> None:
+        """Stop every replica: SIGTERM, up to STOP_TIMEOUT seconds, then SIGKILL."""
+        if not self.exists:
+            raise ClusterError(f"no cluster in {self.dir}: nothing to stop")
+        running = {n: p for n in self.names if (p := self.pid(n)) is not None}
+        for n, p in running.items():
+            os.kill(p, signal.SIGTERM)
+            progress(f"{n}: stopping (pid {p})")
+        for n in self._wait_gone(list(running), STOP_TIMEOUT):
+            if (p := self.pid(n)) is not None:
+                os.kill(p, signal.SIGKILL)
+                progress(f"{n}: did not stop within {STOP_TIMEOUT:.0f} s; killed (pid {p})")
+        if left := self._wait_gone(self.names, STOP_TIMEOUT):
+            raise ClusterError(f"replicas {', '.join(left)} are still running after SIGKILL")
+        progress(f"stopped {len(running)} replica(s)" if running else "no replica was running")
+
+    # --- status ------------------------------------------------------------------------------
+
+    def _ssl(self) -> ssl.SSLContext:
+        return client_context(self.client_tls)
+
+    def _status_of(self, m: Member, ctx: ssl.SSLContext, timeout: float) -> dict[str, Any] | None:
+        u = urlsplit(m.client)
+        conn = http.client.HTTPSConnection(u.hostname or "", u.port, context=ctx, timeout=timeout)
+        try:
+            conn.request("GET", "/v1/status", headers={"Accept": "application/cbor"})
+            r = conn.getresponse()
+            body = r.read()
+            st = cbor2.loads(body) if r.status == 200 else None
+            return st if isinstance(st, dict) else None
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        finally:
+            conn.close()
+
+    def status(self, timeout: float = 2.0) -> dict[str, dict[str, Any] | None]:
+        """Every replica's /v1/status by name, asked concurrently; None if it did not answer."""
+        ctx, members = self._ssl(), self.members
+        with concurrent.futures.ThreadPoolExecutor(len(members)) as pool:
+            got = pool.map(lambda m: self._status_of(m, ctx, timeout), members)
+            return {m.name: s for m, s in zip(members, got, strict=True)}
+
+    def leader(self) -> str | None:
+        """The name of the replica that says it leads (the highest term wins), or None."""
+        leaders = [s for s in self.status().values() if s and s.get("is_leader")]
+        return max(leaders, key=lambda s: s.get("term", 0))["name"] if leaders else None
+
+    def client(self, **kwargs: Any) -> StoreClient:
+        """A StoreClient for this cluster as store-client (create and use it in one loop)."""
+        return StoreClient(self.client_urls, tls=self.client_tls, **kwargs)
+
+    # --- up ------------------------------------------------------------------------------------
+
+    def up(self, progress: Progress = print) -> None:
+        """Make the cluster run: certificates, configs, every replica, then wait (UP_TIMEOUT)
+        for a leader.  Idempotent: running replicas are left alone.  Raises ClusterError (and
+        prints the tail of every log) when no leader is elected in time; CertsError from
+        certs.layout when the certificates in DIR/certs are not usable."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.exists:
+            self._create_layout()
+            progress(f"created {self.dir / 'cluster.json'}")
+        layout = self._load()
+        if self._replicas is not None and self._replicas != len(layout["members"]):
+            raise ClusterError(f"the cluster in {self.dir} has {len(layout['members'])} replicas, "
+                               f"not {self._replicas}; use another --dir for a different size")
+        if self._fsync is not None and self._fsync != self.fsync:
+            layout["fsync"] = self._fsync
+            _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+            progress(f"fsync is now {'on' if self._fsync else 'off'} for replicas started from now")
+        hosts = sorted({urlsplit(m.client).hostname or "" for m in self.members} - {*_LOOPBACK, ""})
+        report = init_cluster_certs(self.certs_dir, replicas=self.names, hosts=hosts)
+        progress(f"certificates: {len(report.created)} files created, {len(report.kept)} kept "
+                 f"in {self.certs_dir}")
+        for name in self.names:
+            self.start(name, progress)
+        self._wait_for_leader(progress)
+
+    def _wait_for_leader(self, progress: Progress) -> None:
+        until = time.monotonic() + UP_TIMEOUT
+        next_note = time.monotonic() + 2.0
+        while time.monotonic() < until:
+            dead = [n for n in self.names if self.pid(n) is None]
+            if dead:
+                self._fail(progress, f"replica(s) {', '.join(dead)} exited during start-up")
+            statuses = self.status(timeout=1.0)
+            leaders = [s for s in statuses.values() if s and s.get("is_leader")]
+            if leaders:
+                lead = max(leaders, key=lambda s: s.get("term", 0))
+                progress(f"leader: {lead['name']} (term {lead.get('term')}); "
+                         f"{sum(s is not None for s in statuses.values())}/{len(statuses)} "
+                         "replicas answering")
+                return
+            if time.monotonic() >= next_note:
+                next_note += 2.0
+                progress("waiting for a leader: " + ", ".join(
+                    f"{n} " + ("answering" if s else "not answering yet")
+                    for n, s in statuses.items()))
+            time.sleep(0.1)
+        self._fail(progress, f"no leader was elected within {UP_TIMEOUT:.0f} s")
+
+    def _fail(self, progress: Progress, what: str) -> None:
+        for name in self.names:
+            try:
+                lines = self.log_path(name).read_text(errors="replace").splitlines()[-15:]
+            except OSError:
+                lines = ["(no log)"]
+            progress(f"--- last lines of {self.log_path(name)}:")
+            for line in lines:
+                progress(f"    {line}")
+        raise ClusterError(
+            f"{what}; read the logs above (in full: {self.dir}/<name>/replica.log), then run "
+            f"`ketch store down --dir {self.dir}` and `ketch store up --dir {self.dir}` again"
+        )

@@ -289,6 +289,7 @@ def _lease_keepalive(c: dict[str, Any]) -> dict[str, Any]:
         "t": "lease_keepalive",
         "id": _int(c.get("id"), "lease id", 0, MAX_LEASE_ID),
         "now": _number(c.get("now"), "now"),
+        "rid": _rid(c),
     }
 
 
@@ -305,7 +306,7 @@ def _lease_promote(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compact(c: dict[str, Any]) -> dict[str, Any]:
-    return {"t": "compact", "revision": _int(c.get("revision"), "revision", 0)}
+    return {"t": "compact", "revision": _int(c.get("revision"), "revision", 0), "rid": _rid(c)}
 
 
 def _barrier(c: dict[str, Any]) -> dict[str, Any]:
@@ -327,10 +328,10 @@ _COMMANDS = {
         "lease_grant command",
     ),
     "lease_revoke": (_lease_revoke, frozenset(("t", "id", "rid")), "lease_revoke command"),
-    "lease_keepalive": (_lease_keepalive, frozenset(("t", "id", "now")), "lease_keepalive command"),
+    "lease_keepalive": (_lease_keepalive, frozenset(("t", "id", "now", "rid")), "lease_keepalive command"),
     "lease_expire": (_lease_expire, frozenset(("t", "now")), "lease_expire command"),
     "lease_promote": (_lease_promote, frozenset(("t", "now", "extend")), "lease_promote command"),
-    "compact": (_compact, frozenset(("t", "revision")), "compact command"),
+    "compact": (_compact, frozenset(("t", "revision", "rid")), "compact command"),
     "barrier": (_barrier, frozenset(("t",)), "barrier command"),
     "batch": (_batch, frozenset(("t", "cmds")), "batch command"),
 }

@@ -149,9 +149,9 @@ ERRORS = [
     pytest.param(txn(rid=[1, 2]), InvalidRequest, id="rid-client-int"),
     pytest.param(txn(rid=["", 1]), InvalidRequest, id="rid-client-empty"),
     pytest.param(
-        {"t": "lease_keepalive", "id": 7, "now": 1.0, "rid": ["c", 1]},
+        {"t": "lease_expire", "now": 1.0, "rid": ["c", 1]},
         InvalidRequest,
-        id="rid-on-keepalive",
+        id="rid-on-lease-expire",
     ),
     pytest.param(grant(ttl=0), InvalidRequest, id="grant-ttl-zero"),
     pytest.param(grant(ttl=9_000_000_001), TooLarge, id="grant-ttl-too-large"),

@@ -323,6 +323,10 @@ class EtcdCluster:
                 return name
         return None
 
+    def pids(self) -> list[int]:
+        """Process ids of the members this object started that are still running."""
+        return [p.pid for p in self._procs.values() if p.poll() is None]
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` (default SIGKILL) to member ``name``'s process — ours only — and reap it."""
         proc = self._procs[name]

@@ -63,6 +63,10 @@ class Target(Protocol):
 
     async def restart(self, name: str) -> None: ...
 
+    def pids(self) -> list[int]:
+        """Process ids of the cluster's running members (for CPU accounting)."""
+        ...
+
 
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a blocking control-plane call off the event loop (cluster start, kill, status)."""
@@ -224,6 +228,9 @@ class EtcdTarget:
         assert self.cluster is not None, "setup() first"
         await self.cluster.restart(name)
 
+    def pids(self) -> list[int]:
+        return self.cluster.pids() if self.cluster is not None else []
+
 
 def _value_of(answer: Mapping[str, Any]) -> bytes | None:
     """The value of the single key in a store range answer ``{"kvs": [KeyValue], ...}``."""
@@ -296,6 +303,11 @@ class KetchTarget:
             raise TargetError("ketch has no leader to kill")
         await _call(self.cluster.kill, name, signal.SIGKILL)
         return name
+
+    def pids(self) -> list[int]:
+        if self._cluster is None or not self._cluster.exists:
+            return []
+        return [pid for n in self._cluster.names if (pid := self._cluster.pid(n)) is not None]
 
     async def restart(self, name: str) -> None:
         """Start ``name`` again; return once it answers /v1/status and some replica leads."""

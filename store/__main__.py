@@ -40,6 +40,9 @@ def _read_secret(cfg: ReplicaConfig) -> str:
 async def serve(cfg: ReplicaConfig) -> None:
     """Run the replica until SIGTERM/SIGINT."""
     secret = _read_secret(cfg)
+    # Two threads share the GIL: the event loop (HTTP) and the Raft tick thread.  With the
+    # default 5 ms switch interval a busy loop makes a woken Raft thread wait up to 5 ms.
+    sys.setswitchinterval(0.0005)
     ssl_ctx = server_context(CertPaths(ca=cfg.ca, cert=cfg.cert, key=cfg.key))
     loop = asyncio.get_running_loop()
     node = StoreNode(cfg, secret=secret, loop=loop)

@@ -47,6 +47,7 @@ class ReplicaConfig:
     heartbeat: float = 0.05
     compaction_retention: int = 100_000
     progress_interval: float = 5.0
+    raft_routes: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,6 +60,25 @@ class ReplicaConfig:
     @property
     def peers(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if m.name != self.name)
+
+    def dial_address(self, peer: Member) -> str:
+        """The address this replica uses for ``peer`` in Raft.
+
+        pysyncobj opens one connection per pair, dialled by the member whose address sorts
+        higher, and identifies the dialler by its own address.  So a route (e.g. a
+        fault-injecting proxy in front of ``peer``) applies only where this replica dials,
+        and must sort below this replica's own address; elsewhere the peer is known by its
+        real address.  Raises ValueError on a route that would break that rule."""
+        route = self.raft_routes.get(peer.name)
+        me = self.me.raft
+        if route is None or me < peer.raft:
+            return peer.raft
+        if not route < me:
+            raise ValueError(
+                f"raft route {route!r} for {peer.name} must sort below {me!r} "
+                "(use ports of the same number of digits, proxies below replicas)"
+            )
+        return route
 
     def to_json(self) -> str:
         d = asdict(self)

@@ -34,7 +34,21 @@ class StoreMetrics:
             "ketch_store_request_seconds", "HTTP request latency by path",
             ["path"], buckets=_BUCKETS, registry=self.registry,
         )
+        self._commit = Histogram(
+            "ketch_store_entry_commit_seconds",
+            "time from proposing a Raft entry here to its result (replicate + fsync + apply)",
+            buckets=_BUCKETS, registry=self.registry,
+        )
+        self._batch = Histogram(
+            "ketch_store_entry_commands", "commands per Raft entry proposed here",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
+        )
+        node.proposer.on_committed = self._committed
         self.registry.register(_NodeCollector(node))
+
+    def _committed(self, seconds: float, commands: int) -> None:  # any thread
+        self._commit.observe(seconds)
+        self._batch.observe(commands)
 
     def observe(self, path: str, code: str, seconds: float) -> None:
         self._requests.labels(path, code).inc()

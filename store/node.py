@@ -55,6 +55,7 @@ class StoreNode:
         self._leader_since: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._by_raft = {m.raft: m for m in cfg.members}
+        self._by_raft.update({cfg.dial_address(p): p for p in cfg.peers})
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
+import time
+from collections.abc import Callable
 from typing import Any
 
 import cbor2
@@ -68,6 +70,7 @@ class Proposer:
         self._scheduled = False
         self.entries_proposed = 0
         self.commands_proposed = 0
+        self.on_committed: Callable[[float, int], None] | None = None  # (seconds, commands)
 
     async def write(self, cmd: dict[str, Any], timeout: float | None = None) -> Any:
         fut: asyncio.Future[Any] = self._loop.create_future()
@@ -141,9 +144,12 @@ class Proposer:
         self.entries_proposed += 1
         self.commands_proposed += len(batch)
         loop = self._loop
+        started = time.perf_counter()
 
         def done(outcome: str, result: Any) -> None:  # tick thread
             loop.call_soon_threadsafe(self._complete, futures, readers, outcome, result)
+            if self.on_committed is not None and outcome == RESULT_OK:
+                self.on_committed(time.perf_counter() - started, len(futures))
 
         self._replica.propose(_encode_batch(encoded), done)
 

@@ -86,9 +86,13 @@ class _PatchedSyncObj(SyncObj):
         self._ketch_journal = journal
         self._ketch_next_keepalive = 0.0
         self._ketch_keepalive_period = conf.connectionTimeout / 5
-        super().__init__(cfg.me.raft, [p.raft for p in cfg.peers], conf)
+        super().__init__(cfg.me.raft, [cfg.dial_address(p) for p in cfg.peers], conf)
         self._install_journal(journal)
         self._install_durable_send(journal)
+        # Runs at the end of every tick, just before pysyncobj waits on its sockets: the
+        # leader's own copy of new entries reaches the disk while the followers work on theirs,
+        # and before the next tick can count the leader toward a commit.
+        self.addOnTickCallback(journal.flush)
         if cfg.extra.get("peer_keepalive", True):
             self.addOnTickCallback(self._send_keepalives)
 
@@ -286,8 +290,6 @@ class Replica:
         while not self._stopping.is_set():
             try:
                 raft.doTick(0.02)
-                if self.journal.dirty:
-                    self.journal.flush()
             except Exception:  # a tick must never kill the replica; log and keep ticking
                 log.exception("raft tick failed")
                 self._stopping.wait(0.05)

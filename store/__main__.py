@@ -47,11 +47,19 @@ async def serve(cfg: ReplicaConfig) -> None:
     loop = asyncio.get_running_loop()
     node = StoreNode(cfg, secret=secret, loop=loop)
     await node.start()
-    runner = web.AppRunner(build_app(node), access_log=None, handler_cancellation=True)
+    runner = web.AppRunner(
+        build_app(node), access_log=None, handler_cancellation=True, shutdown_timeout=2.0
+    )
     await runner.setup()
     url = urlsplit(cfg.me.client)
     site = web.TCPSite(runner, url.hostname, url.port, ssl_context=ssl_ctx, backlog=1024)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        await node.stop()
+        raise ValueError(f"cannot listen on {cfg.me.client}: {e.strerror} "
+                         "(is another replica using that port?)") from e
     log.info("replica %s serving %s, raft %s (fsync %s)", cfg.name, cfg.me.client, cfg.me.raft,
              "on" if cfg.fsync else "OFF")
     stop = asyncio.Event()
@@ -59,6 +67,7 @@ async def serve(cfg: ReplicaConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("replica %s stopping", cfg.name)
+    node.hub.reset()  # end watch streams so their handlers return and clients resume elsewhere
     await runner.cleanup()
     await node.stop()
 

@@ -78,7 +78,10 @@ def _command(fn: Command) -> Command:
     return run
 
 
-def _with_client(fn: Callable[[StoreClient, argparse.Namespace], Coroutine[Any, Any, int]]) -> Command:
+DataCommand: TypeAlias = Callable[[StoreClient, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _with_client(fn: DataCommand) -> Command:
     """A data command: open a client on the cluster in --dir, run ``fn``, close."""
 
     @_command
@@ -100,7 +103,7 @@ def _with_client(fn: Callable[[StoreClient, argparse.Namespace], Coroutine[Any, 
 
 @_command
 def _up(args: argparse.Namespace) -> int:
-    c = LocalCluster(args.dir, replicas=args.replicas, fsync=False if args.no_fsync else None)
+    c = LocalCluster(args.dir, replicas=args.replicas, fsync=args.fsync)
     c.up(progress=lambda line: print(line, flush=True))
     tls = c.client_tls
     print(f"""
@@ -124,7 +127,9 @@ def _down(args: argparse.Namespace) -> int:
 _COLUMNS = ("NAME", "CLIENT", "RAFT", "LEADER", "TERM", "RAFT INDEX", "REVISION", "HEALTHY")
 
 
-def _row(name: str, client: str, raft: str, st: dict[str, Any] | None, pid: int | None) -> list[str]:
+def _row(
+    name: str, client: str, raft: str, st: dict[str, Any] | None, pid: int | None
+) -> list[str]:
     if st is None:
         state = "down" if pid is None else f"not answering (pid {pid})"
         return [name, client, raft, "", "", "", "", state]
@@ -307,8 +312,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = cmd(sub, "up", _up, "create (if needed) and start the cluster in DIR; wait for a leader")
     p.add_argument("--replicas", type=int, default=None, help="replicas of a new cluster (3)")
-    p.add_argument("--no-fsync", action="store_true",
-                   help="acknowledge writes before they reach the disk (fast, not power-safe)")
+    sync = p.add_mutually_exclusive_group()
+    sync.add_argument("--no-fsync", dest="fsync", action="store_false", default=None,
+                      help="acknowledge writes before they reach the disk (fast, not power-safe);"
+                      " remembered in DIR/cluster.json")
+    sync.add_argument("--fsync", dest="fsync", action="store_true",
+                      help="acknowledge writes once on disk on a majority (the default)")
     p = cmd(sub, "status", _status, "every replica: leader, term, raft index, revision, health")
     p.add_argument("--json", action="store_true", help="print the raw status maps as JSON")
     cmd(sub, "down", _down, "stop every replica of DIR (SIGTERM, then SIGKILL after 10 s)")

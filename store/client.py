@@ -1,27 +1,19 @@
-"""The store's client library: CBOR over mutual-TLS HTTPS, leader-aware, safe to retry.
+"""The store's client library: the API of docs/store-api.md as async methods.
 
-Callers (the apiserver, the CLI, the benchmark) see plain answer maps (docs/store-api.md) and
-the typed errors of :mod:`store.errors`.  The client hides which replica is the leader: it
-remembers the last known leader URL and sends everything there first; a connection error, a
-503 ``unavailable`` or a 421 ``not_leader`` sends the request on to the next endpoint after a
-short capped exponential backoff (25 ms doubling to 500 ms), within ``max_retries`` retries and
-the call's ``timeout``.
-
-Every write carries a fresh request id ``[client_id, seq]`` that is reused across its retries,
-so the store applies it at most once.  When the retries run out and some attempt may have
-reached the store (the connection broke after sending, a timeout, a 504 answer) the write
-raises :class:`~store.errors.OutcomeUnknown`, never a plain failure.  Definite errors
-(``invalid_request``, ``too_large``, ``lease_not_found``, ``compacted``, ...) raise at once.
+Callers (the apiserver, the CLI, the benchmark) see plain answer maps and the typed errors of
+:mod:`store.errors`.  Which replica answers is hidden: :mod:`store.transport` sends each call
+to the last known leader, retries across leader changes with the same request id (so every
+write is applied at most once), and raises :class:`~store.errors.OutcomeUnknown`, never a plain
+failure, when a write may or may not have been applied.  Definite errors (``invalid_request``,
+``too_large``, ``lease_not_found``, ``compacted``, ...) raise at once.  Watches resume across
+broken streams and replica changes without losing or repeating an event
+(:mod:`store.client_wire`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import os
-import socket
-import time
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Self
@@ -30,26 +22,10 @@ import aiohttp
 import cbor2
 
 from certs.layout import CertPaths
-from certs.tls import client_context
-from store.client_wire import BROKEN, HEADERS, NOT_SENT, WatchCursor, error_of, resuming_watch
-from store.endpoints import Endpoints, backoff_delay
-from store.errors import NotLeader, OutcomeUnknown, RequestExpired, StoreError, Unavailable
+from store.client_wire import WatchCursor, prefix_end, resuming_watch
+from store.transport import Transport
 
 __all__ = ["StoreClient", "prefix_end"]
-
-_PROBE_INTERVAL = 1.0
-
-
-def prefix_end(prefix: bytes) -> bytes:
-    """The ``range_end`` that selects every key starting with ``prefix`` (etcd's rule):
-    the prefix with its last byte below 0xff incremented; ``b"\\0"`` (every key) if none is."""
-    b = bytearray(prefix)
-    while b:
-        if b[-1] < 0xFF:
-            b[-1] += 1
-            return bytes(b)
-        b.pop()
-    return b"\0"
 
 
 class StoreClient:
@@ -58,12 +34,14 @@ class StoreClient:
     One aiohttp session (opened on first use inside the running loop, closed by :meth:`close`
     or ``async with``) keeps up to 1,000 connections alive.  ``timeout`` bounds each call as a
     whole; one attempt gets at most ``attempt_timeout`` (default ``timeout / 2``), so a hung
-    replica still leaves time to try another.  ``client_id`` names this client in request ids
-    and must not be shared by two live clients; the default is random, and sequence numbers
-    start at the wall clock in microseconds, so a restarted client reusing an id does not
-    collide with its earlier requests.  A watch keeps reconnecting for up to
-    ``watch_retry_deadline`` seconds, and treats ``watch_idle_timeout`` seconds of silence
-    (with progress notifications on) as a dead stream.
+    replica still leaves time to try another; at most ``max_retries`` retries.  ``client_id``
+    names this client in request ids and must not be shared by two live clients; the default is
+    random, and sequence numbers start at the wall clock in microseconds, so a restarted client
+    reusing an id does not collide with its earlier requests.  A watch keeps reconnecting for up
+    to ``watch_retry_deadline`` seconds, and treats ``watch_idle_timeout`` seconds of silence
+    (with progress notifications on) as a dead stream.  With ``coalesce`` (the default), txns
+    and ranges issued in the same loop iteration share one ``/v1/kv/batch`` request
+    (:mod:`store.coalescing`); each still succeeds, fails or is retried on its own.
     """
 
     def __init__(
@@ -77,18 +55,19 @@ class StoreClient:
         attempt_timeout: float | None = None,
         watch_retry_deadline: float = 60.0,
         watch_idle_timeout: float = 30.0,
+        coalesce: bool = True,
     ) -> None:
-        self._ends = Endpoints(endpoints)
-        self.client_id = client_id or f"{socket.gethostname()}/{os.getpid()}/{os.urandom(6).hex()}"
-        self._ssl = client_context(tls)
-        self._timeout = timeout
-        self._attempt_timeout = attempt_timeout or timeout / 2
-        self._max_retries = max_retries
+        self._t = Transport(
+            endpoints, tls=tls, timeout=timeout, client_id=client_id, max_retries=max_retries,
+            attempt_timeout=attempt_timeout, coalesce=coalesce,
+        )
+        self._ends = self._t.ends
         self._watch_deadline = watch_retry_deadline
         self._watch_idle = watch_idle_timeout
-        self._seq = itertools.count(time.time_ns() // 1000)
-        self._session: aiohttp.ClientSession | None = None
-        self._probe_after = 0.0
+
+    @property
+    def client_id(self) -> str:
+        return self._t.client_id
 
     @property
     def endpoints(self) -> list[str]:
@@ -99,19 +78,9 @@ class StoreClient:
         """The client URL of the last known leader, or None; calls go there first."""
         return self._ends.leader
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=self._ssl, limit=1000, keepalive_timeout=30),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._attempt_timeout),
-            )
-        return self._session
-
     async def close(self) -> None:
         """Close every connection.  The client may be used again afterwards (it reopens)."""
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self._t.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -120,114 +89,6 @@ class StoreClient:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-    async def _probe_leader(self) -> None:
-        """With no leader known, ask every replica where it is and stop at the first answer
-        that names one; at most once a second (concurrent calls go on meanwhile)."""
-        loop = asyncio.get_running_loop()
-        if len(self._ends.urls) < 2 or loop.time() < self._probe_after:
-            return
-        self._probe_after = loop.time() + _PROBE_INTERVAL
-        t = min(1.0, self._attempt_timeout)
-        tasks = [asyncio.ensure_future(self._status_of(u, t)) for u in self._ends.urls]
-        try:
-            for next_answer in asyncio.as_completed(tasks):
-                try:
-                    st = await next_answer
-                except Exception:  # noqa: BLE001, S112 - a replica that cannot say is skipped
-                    continue
-                if st.get("leader_client"):
-                    self._ends.learn(st["leader_client"])
-                    return
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    # --- the one request path ----------------------------------------------------------------
-
-    async def _call(
-        self,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        write: bool = False,
-        rid: bool = False,
-        timeout: float | None = None,
-    ) -> bytes:
-        """POST ``body`` (GET when None) with retries and return the raw 200 answer.
-
-        ``write``: a failure after sending leaves the outcome unknown; ``rid``: the body gets a
-        request id, the same on every retry.  A definite error answer raises its typed error at
-        once; when the attempts run out, a write that may have been applied raises
-        OutcomeUnknown and anything else Unavailable."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + (timeout or self._timeout)
-        per_try = self._attempt_timeout if timeout is None else timeout / 2
-        if rid:
-            assert body is not None
-            body["request_id"] = [self.client_id, next(self._seq)]
-        data = None if body is None else cbor2.dumps(body)
-        method = "GET" if body is None else "POST"
-        session = self._open()
-        if self._ends.leader is None:
-            await self._probe_leader()
-        url = self._ends.first()
-        unknown = redirected = False
-        last = "the call's deadline passed before any attempt"
-        for retry in range(self._max_retries + 1):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                async with asyncio.timeout(min(remaining, per_try)):
-                    async with session.request(method, url + path, data=data, headers=HEADERS) as r:
-                        payload, status = await r.read(), r.status
-            except NOT_SENT as e:
-                last = f"{url}: cannot connect ({e})"
-                self._ends.failed(url)
-            except BROKEN as e:
-                unknown = unknown or write
-                last = f"{url}: {type(e).__name__} {e}".rstrip()
-                self._ends.failed(url)
-            else:
-                if status == 200:
-                    return payload
-                err = error_of(status, payload)
-                last = f"{url}: {err.code}: {err.message}"
-                if isinstance(err, NotLeader):
-                    hint = err.details.get("leader")
-                    self._ends.failed(url)
-                    self._ends.learn(hint)
-                    if self._ends.leader not in (None, url) and not redirected:
-                        url, redirected = self._ends.leader, True
-                        continue  # the leader was named: go there at once
-                elif isinstance(err, OutcomeUnknown):
-                    unknown = unknown or write
-                elif not isinstance(err, Unavailable):
-                    if unknown and isinstance(err, RequestExpired):
-                        raise OutcomeUnknown(last, request_id=body and body.get("request_id"))
-                    raise err
-                else:
-                    self._ends.failed(url)
-            redirected = False
-            url = self._ends.after(url)
-            if retry < self._max_retries:
-                await asyncio.sleep(min(backoff_delay(retry), max(0.0, deadline - loop.time())))
-        if unknown:
-            raise OutcomeUnknown(f"{path}: the write may or may not have been applied; last "
-                                 f"error {last}", request_id=body and body.get("request_id"))
-        raise Unavailable(f"{path}: no replica could serve the request; last error {last}")
-
-    async def _rpc(self, path: str, body: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
-        payload = await self._call(path, body, **kw)
-        try:
-            answer = cbor2.loads(payload)
-        except Exception as e:  # cbor2 raises several types
-            raise StoreError(f"{path}: unreadable answer ({e})") from e
-        if not isinstance(answer, dict):
-            raise StoreError(f"{path}: the answer is not a map: {answer!r:.200}")
-        return answer
 
     # --- key-value ---------------------------------------------------------------------------
 
@@ -239,7 +100,7 @@ class StoreClient:
     ) -> dict[str, Any]:
         """One transaction; the answer ``{"header", "succeeded", "responses"}``."""
         body = {"compare": list(compare), "success": list(success), "failure": list(failure)}
-        return await self._rpc("/v1/kv/txn", body, write=True, rid=True)
+        return await self._t.kv("txn", body, len(cbor2.dumps(body)) if self._t.batching else 0)
 
     async def put(
         self, key: bytes, value: bytes, *, lease: int = 0, prev_kv: bool = False
@@ -250,7 +111,8 @@ class StoreClient:
             op["lease"] = lease
         if prev_kv:
             op["prev_kv"] = True
-        ans = await self.txn((), ({"put": op},))
+        body = {"compare": [], "success": [{"put": op}], "failure": []}
+        ans = await self._t.kv("txn", body, len(key) + len(value) + 64)
         return {"header": ans["header"], "prev_kv": ans["responses"][0]["put"].get("prev_kv")}
 
     async def get(
@@ -271,7 +133,7 @@ class StoreClient:
                         ("serializable", serializable)):
             if v:
                 body[name] = v
-        return await self._rpc("/v1/kv/range", body)
+        return await self._t.kv("range", body, len(key) + len(range_end or b"") + 64)
 
     async def delete(
         self, key: bytes, *, range_end: bytes | None = None, prev_kv: bool = False
@@ -282,68 +144,54 @@ class StoreClient:
             op["range_end"] = range_end
         if prev_kv:
             op["prev_kv"] = True
-        ans = await self.txn((), ({"delete_range": op},))
+        body = {"compare": [], "success": [{"delete_range": op}], "failure": []}
+        ans = await self._t.kv("txn", body, len(key) + len(range_end or b"") + 64)
         resp = ans["responses"][0]["delete_range"]
         return {"header": ans["header"], "deleted": resp["deleted"],
                 "prev_kvs": resp.get("prev_kvs", [])}
 
     # --- leases and maintenance --------------------------------------------------------------
-    # keepalive and compact are idempotent and the server takes no request id for them.
 
     async def lease_grant(self, ttl: int, id: int = 0) -> dict[str, Any]:
         """A new lease (``id`` 0: the store picks one); ``{"header", "id", "ttl"}``."""
-        return await self._rpc("/v1/lease/grant", {"ttl": ttl, "id": id}, write=True, rid=True)
+        return await self._t.rpc("/v1/lease/grant", {"ttl": ttl, "id": id}, write=True, rid=True)
 
     async def lease_revoke(self, id: int) -> dict[str, Any]:
         """End a lease and delete its keys (one revision)."""
-        return await self._rpc("/v1/lease/revoke", {"id": id}, write=True, rid=True)
+        return await self._t.rpc("/v1/lease/revoke", {"id": id}, write=True, rid=True)
 
     async def lease_keepalive(self, id: int) -> dict[str, Any]:
         """Renew a lease; ``{"header", "id", "ttl"}``."""
-        return await self._rpc("/v1/lease/keepalive", {"id": id}, write=True)
+        return await self._t.rpc("/v1/lease/keepalive", {"id": id}, write=True, rid=True)
 
     async def lease_timetolive(self, id: int, keys: bool = False) -> dict[str, Any]:
-        return await self._rpc("/v1/lease/timetolive", {"id": id, "keys": keys})
+        return await self._t.rpc("/v1/lease/timetolive", {"id": id, "keys": keys})
 
     async def leases(self) -> dict[str, Any]:
-        return await self._rpc("/v1/lease/leases", {})
+        return await self._t.rpc("/v1/lease/leases", {})
 
     async def compact(self, revision: int) -> dict[str, Any]:
         """Forget history below ``revision``; reads and watches below it get Compacted."""
-        return await self._rpc("/v1/maintenance/compact", {"revision": revision}, write=True)
+        body = {"revision": revision}
+        return await self._t.rpc("/v1/maintenance/compact", body, write=True, rid=True)
 
     async def snapshot(self, *, timeout: float = 120.0) -> bytes:
         """The full state as CBOR bytes, from the first replica that serves it."""
-        return await self._call("/v1/maintenance/snapshot", timeout=timeout)
+        return await self._t.call("/v1/maintenance/snapshot", timeout=timeout)
 
     async def members(self) -> dict[str, Any]:
         """``{"members": [{"name", "raft", "client"}]}`` as a replica sees the cluster."""
-        return await self._rpc("/v1/members")
+        return await self._t.rpc("/v1/members")
 
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         """``/v1/status`` of ``endpoint`` only (no retries), or of the first replica that
         answers.  The leader it names becomes the preferred endpoint."""
         if endpoint is None:
-            st = await self._rpc("/v1/status")
+            st = await self._t.rpc("/v1/status")
         else:
-            st = await self._status_of(endpoint.rstrip("/"), self._timeout)
+            st = await self._t.status_of(endpoint.rstrip("/"), self._t.timeout)
         self._ends.learn(st.get("leader_client"))
         return st
-
-    async def _status_of(self, url: str, timeout: float) -> dict[str, Any]:
-        session = self._open()
-        try:
-            async with asyncio.timeout(timeout):
-                async with session.get(url + "/v1/status", headers=HEADERS) as r:
-                    payload, status = await r.read(), r.status
-        except BROKEN as e:
-            raise Unavailable(f"{url}: {type(e).__name__} {e}".rstrip()) from e
-        if status != 200:
-            raise error_of(status, payload)
-        answer = cbor2.loads(payload)
-        if not isinstance(answer, dict):
-            raise StoreError(f"{url}/v1/status: the answer is not a map")
-        return answer
 
     async def member_status(
         self, *, timeout: float | None = None
@@ -351,9 +199,10 @@ class StoreClient:
         """Every endpoint's status, asked concurrently, by endpoint URL in endpoint order;
         None for one that did not answer.  The leader of the highest term named becomes the
         preferred endpoint."""
-        t = timeout or self._attempt_timeout
+        t = timeout or self._t.attempt_timeout
         urls = self._ends.urls
-        got = await asyncio.gather(*(self._status_of(u, t) for u in urls), return_exceptions=True)
+        got = await asyncio.gather(*(self._t.status_of(u, t) for u in urls),
+                                   return_exceptions=True)
         out = {u: (s if isinstance(s, dict) else None) for u, s in zip(urls, got, strict=True)}
         answers = sorted((s for s in out.values() if s is not None),
                          key=lambda s: (s.get("term", 0), bool(s.get("is_leader"))))
@@ -377,7 +226,7 @@ class StoreClient:
 
         A broken stream, a replica going away, a 503 or a silent stream is hidden: the watch
         resumes on the next replica from the last delivered revision + 1 and drops whatever
-        was already delivered (:class:`~store.watch_client.WatchCursor`), so every event
+        was already delivered (:class:`~store.client_wire.WatchCursor`), so every event
         arrives once and in order.  Raises Compacted when the revision to resume from is gone
         (the caller must re-read), Unavailable after ``watch_retry_deadline`` seconds without a
         stream, and any other definite error as it comes.
@@ -388,10 +237,10 @@ class StoreClient:
         request = {"key": key, "range_end": range_end, "prev_kv": prev_kv,
                    "progress_notify": progress_notify}
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._attempt_timeout,
+            total=None, sock_connect=self._t.attempt_timeout,
             sock_read=self._watch_idle if progress_notify else None,
         )
-        frames = resuming_watch(self._open, self._ends, request, WatchCursor(start_revision),
+        frames = resuming_watch(self._t.open, self._ends, request, WatchCursor(start_revision),
                                 timeout=timeout, retry_deadline=self._watch_deadline)
         async with contextlib.aclosing(frames):
             async for frame in frames:

@@ -7,13 +7,17 @@ stream ends).  A :class:`WatchCursor` is the pure part of resuming: it remembers
 revision delivered to the caller, says where a new stream must start, and drops from each frame
 whatever was already delivered, so a watch that reconnects (to the same or another replica)
 never yields an event twice and never skips one.  :func:`resuming_watch` is the loop around it.
+:func:`status_sync` is ``/v1/status`` for code without an event loop (the launcher).
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
+import ssl
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import cbor2
@@ -28,8 +32,10 @@ __all__ = [
     "NOT_SENT",
     "WatchCursor",
     "error_of",
+    "prefix_end",
     "read_frame",
     "resuming_watch",
+    "status_sync",
 ]
 
 HEADERS = {"Content-Type": "application/cbor", "Accept": "application/cbor"}
@@ -41,6 +47,18 @@ BROKEN = (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError, OSErro
 _FALLBACK_BY_STATUS: dict[int, type[StoreError]] = {
     421: NotLeader, 503: Unavailable, 504: OutcomeUnknown,
 }
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The ``range_end`` that selects every key starting with ``prefix`` (etcd's rule):
+    the prefix with its last byte below 0xff incremented; ``b"\\0"`` (every key) if none is."""
+    b = bytearray(prefix)
+    while b:
+        if b[-1] < 0xFF:
+            b[-1] += 1
+            return bytes(b)
+        b.pop()
+    return b"\0"
 
 
 def error_of(status: int, payload: bytes) -> StoreError:
@@ -163,3 +181,19 @@ async def resuming_watch(
         await asyncio.sleep(backoff_delay(retry))
         retry += 1
         url = ends.after(url)
+
+
+def status_sync(url: str, ctx: ssl.SSLContext, timeout: float) -> dict[str, Any] | None:
+    """``GET url/v1/status`` without an event loop (launchers, scripts); None on any failure."""
+    u = urlsplit(url)
+    conn = http.client.HTTPSConnection(u.hostname or "", u.port, context=ctx, timeout=timeout)
+    try:
+        conn.request("GET", "/v1/status", headers={"Accept": "application/cbor"})
+        r = conn.getresponse()
+        body = r.read()
+        st = cbor2.loads(body) if r.status == 200 else None
+        return st if isinstance(st, dict) else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()

@@ -17,12 +17,10 @@ running our config file; nothing is killed by name.
 from __future__ import annotations
 
 import concurrent.futures
-import http.client
 import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -30,8 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import cbor2
 
 from certs.layout import (
     CertPaths,
@@ -42,6 +38,7 @@ from certs.layout import (
 )
 from certs.tls import client_context
 from store.client import StoreClient
+from store.client_wire import status_sync
 from store.config import Member, ReplicaConfig
 
 __all__ = ["STOP_TIMEOUT", "UP_TIMEOUT", "ClusterError", "LocalCluster"]
@@ -83,14 +80,21 @@ def _free_ports(host: str, n: int) -> list[int]:
             s.close()
 
 
-def _cmdline(pid: int) -> list[str] | None:
-    """The argv of a live (not zombie) process, or None."""
+def _state(pid: int) -> str | None:
+    """The process state letter (R, S, D, Z, ...) or None when there is no such process."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return None
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
+        return None
+
+
+def _cmdline(pid: int) -> list[str] | None:
+    """The argv of a live (not zombie) process, or None (also while it is exiting)."""
+    if _state(pid) in (None, "Z", "X"):
+        return None
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
         return None
 
 
@@ -120,8 +124,6 @@ class LocalCluster:
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         self._layout: dict[str, Any] | None = None
 
-    # --- layout --------------------------------------------------------------------------------
-
     @property
     def exists(self) -> bool:
         return (self.dir / "cluster.json").exists()
@@ -130,7 +132,8 @@ class LocalCluster:
         if self._layout is None:
             path = self.dir / "cluster.json"
             if not path.exists():
-                raise ClusterError(f"no cluster in {self.dir}: run `ketch store up --dir {self.dir}`")
+                raise ClusterError(
+                    f"no cluster in {self.dir}: run `ketch store up --dir {self.dir}`")
             try:
                 layout = json.loads(path.read_text())
                 for m in layout["members"]:
@@ -204,19 +207,24 @@ class LocalCluster:
         _write_atomic(path, cfg.to_json() + "\n")
         return path
 
-    # --- processes -----------------------------------------------------------------------------
-
     def pid(self, name: str) -> int | None:
         """The pid of replica ``name`` if it runs (pid file, alive, running our config)."""
         try:
             pid = int((self.dir / name / "replica.pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        proc = self._procs.get(name)
-        if proc is not None and proc.pid == pid and proc.poll() is not None:
-            return None  # our child, exited (and now reaped)
         argv = _cmdline(pid)
-        return pid if argv is not None and str(self.config_path(name)) in argv else None
+        if argv is not None and str(self.config_path(name)) in argv:
+            return pid
+        proc = self._procs.get(name)
+        if proc is not None and proc.pid == pid:
+            proc.poll()  # our child exited: reap it (a zombie has no command line)
+        return None
+
+    def _exit_note(self, name: str) -> str:
+        proc = self._procs.get(name)
+        code = None if proc is None else proc.poll()
+        return f"{name} (exit code {code})" if code is not None else name
 
     def start(self, name: str, progress: Progress = _quiet) -> int:
         """Start replica ``name`` unless it runs; its pid.  Does not wait for it to serve."""
@@ -250,15 +258,27 @@ class LocalCluster:
             raise ClusterError(f"{name} is not running")
         os.kill(pid, sig)
         if sig in (signal.SIGKILL, signal.SIGTERM):
-            self._wait_gone([name], STOP_TIMEOUT)
+            self._wait_gone({name: pid}, STOP_TIMEOUT)
         return pid
 
-    def _wait_gone(self, names: list[str], timeout: float) -> list[str]:
-        """Poll until none of ``names`` runs or ``timeout`` passes; those still running."""
+    def _gone(self, name: str, pid: int) -> bool:
+        """Has ``pid`` finished exiting (a zombie or no process: its sockets are closed)?
+        /proc decides, not Popen (whose poll() calls a process it cannot wait for dead);
+        our own exited child is reaped on the way."""
+        proc = self._procs.get(name)
+        if proc is not None and proc.pid == pid:
+            proc.poll()
+        return _state(pid) in (None, "Z", "X")
+
+    def _wait_gone(self, pids: dict[str, int], timeout: float) -> list[str]:
+        """Poll until every process of ``pids`` is gone or ``timeout`` passes; the names
+        still running.  The pid files of the gone ones are removed."""
         until = time.monotonic() + timeout
-        while (alive := [n for n in names if self.pid(n) is not None]) and time.monotonic() < until:
+        while (alive := [n for n, p in pids.items() if not self._gone(n, p)]) and (
+            time.monotonic() < until
+        ):
             time.sleep(0.05)
-        for n in names:
+        for n in pids:
             if n not in alive:
                 (self.dir / n / "replica.pid").unlink(missing_ok=True)
         return alive
@@ -267,42 +287,30 @@ class LocalCluster:
         """Stop every replica: SIGTERM, up to STOP_TIMEOUT seconds, then SIGKILL."""
         if not self.exists:
             raise ClusterError(f"no cluster in {self.dir}: nothing to stop")
-        running = {n: p for n in self.names if (p := self.pid(n)) is not None}
+        self._stop(self.names, progress)
+
+    def _stop(self, names: list[str], progress: Progress) -> None:
+        running = {n: p for n in names if (p := self.pid(n)) is not None}
         for n, p in running.items():
             os.kill(p, signal.SIGTERM)
             progress(f"{n}: stopping (pid {p})")
-        for n in self._wait_gone(list(running), STOP_TIMEOUT):
-            if (p := self.pid(n)) is not None:
+        stubborn = {n: running[n] for n in self._wait_gone(running, STOP_TIMEOUT)}
+        for n, p in stubborn.items():
+            if self.pid(n) == p:
                 os.kill(p, signal.SIGKILL)
                 progress(f"{n}: did not stop within {STOP_TIMEOUT:.0f} s; killed (pid {p})")
-        if left := self._wait_gone(self.names, STOP_TIMEOUT):
+        if left := self._wait_gone(stubborn, STOP_TIMEOUT):
             raise ClusterError(f"replicas {', '.join(left)} are still running after SIGKILL")
+        for n in names:
+            if self.pid(n) is None:
+                (self.dir / n / "replica.pid").unlink(missing_ok=True)  # stale
         progress(f"stopped {len(running)} replica(s)" if running else "no replica was running")
-
-    # --- status ------------------------------------------------------------------------------
-
-    def _ssl(self) -> ssl.SSLContext:
-        return client_context(self.client_tls)
-
-    def _status_of(self, m: Member, ctx: ssl.SSLContext, timeout: float) -> dict[str, Any] | None:
-        u = urlsplit(m.client)
-        conn = http.client.HTTPSConnection(u.hostname or "", u.port, context=ctx, timeout=timeout)
-        try:
-            conn.request("GET", "/v1/status", headers={"Accept": "application/cbor"})
-            r = conn.getresponse()
-            body = r.read()
-            st = cbor2.loads(body) if r.status == 200 else None
-            return st if isinstance(st, dict) else None
-        except (OSError, http.client.HTTPException, ValueError):
-            return None
-        finally:
-            conn.close()
 
     def status(self, timeout: float = 2.0) -> dict[str, dict[str, Any] | None]:
         """Every replica's /v1/status by name, asked concurrently; None if it did not answer."""
-        ctx, members = self._ssl(), self.members
+        ctx, members = client_context(self.client_tls), self.members
         with concurrent.futures.ThreadPoolExecutor(len(members)) as pool:
-            got = pool.map(lambda m: self._status_of(m, ctx, timeout), members)
+            got = pool.map(lambda m: status_sync(m.client, ctx, timeout), members)
             return {m.name: s for m, s in zip(members, got, strict=True)}
 
     def leader(self) -> str | None:
@@ -313,8 +321,6 @@ class LocalCluster:
     def client(self, **kwargs: Any) -> StoreClient:
         """A StoreClient for this cluster as store-client (create and use it in one loop)."""
         return StoreClient(self.client_urls, tls=self.client_tls, **kwargs)
-
-    # --- up ------------------------------------------------------------------------------------
 
     def up(self, progress: Progress = print) -> None:
         """Make the cluster run: certificates, configs, every replica, then wait (UP_TIMEOUT)
@@ -337,17 +343,28 @@ class LocalCluster:
         report = init_cluster_certs(self.certs_dir, replicas=self.names, hosts=hosts)
         progress(f"certificates: {len(report.created)} files created, {len(report.kept)} kept "
                  f"in {self.certs_dir}")
+        started = [n for n in self.names if self.pid(n) is None]
         for name in self.names:
             self.start(name, progress)
-        self._wait_for_leader(progress)
+        try:
+            self._wait_for_leader(progress)
+        except ClusterError:
+            self._stop(started, progress)  # leave nothing half-up behind; logs stay
+            raise
 
     def _wait_for_leader(self, progress: Progress) -> None:
         until = time.monotonic() + UP_TIMEOUT
         next_note = time.monotonic() + 2.0
+        suspects: set[str] = set()
         while time.monotonic() < until:
-            dead = [n for n in self.names if self.pid(n) is None]
-            if dead:
-                self._fail(progress, f"replica(s) {', '.join(dead)} exited during start-up")
+            gone = {n for n in self.names if self.pid(n) is None}
+            if dead := sorted(gone & suspects):  # gone twice in a row, 0.1 s apart
+                notes = ", ".join(self._exit_note(n) for n in dead)
+                self._fail(progress, f"replica(s) {notes} exited during start-up")
+            suspects = gone
+            if gone:  # look again before declaring anything
+                time.sleep(0.1)
+                continue
             statuses = self.status(timeout=1.0)
             leaders = [s for s in statuses.values() if s and s.get("is_leader")]
             if leaders:
@@ -374,6 +391,7 @@ class LocalCluster:
             for line in lines:
                 progress(f"    {line}")
         raise ClusterError(
-            f"{what}; read the logs above (in full: {self.dir}/<name>/replica.log), then run "
-            f"`ketch store down --dir {self.dir}` and `ketch store up --dir {self.dir}` again"
+            f"{what}; the replicas this command started were stopped. Read the logs above (in "
+            f"full: {self.dir}/<name>/replica.log), fix the cause and run "
+            f"`ketch store up --dir {self.dir}` again"
         )

@@ -1,10 +1,14 @@
-"""Unit tests of the benchmark's pure parts: percentiles, gaps, the closed loop, the tables."""
+"""Unit tests of the benchmark's pure parts: percentiles, gaps, the closed loop, the tables,
+CPU accounting (on a fake /proc) and the command's argument parsing."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +22,16 @@ from ketch.bench.load import (
     run_closed_loop,
     summarize,
 )
-from ketch.bench.report import KillRecord, format_failover, format_table, ratio
+from ketch.bench.machine import CpuMeter, CpuShare, machine_ticks, process_ticks
+from ketch.bench.report import (
+    KillRecord,
+    format_cpu_note,
+    format_failover,
+    format_table,
+    ratio,
+    to_json,
+)
+from ketch.bench.scenarios import Figures, Settings
 
 
 @pytest.mark.parametrize(
@@ -292,3 +305,82 @@ def test_parse_concurrency(values: list[str] | None, expected: list[int]) -> Non
 def test_parse_concurrency_rejects_zero() -> None:
     with pytest.raises(argparse.ArgumentTypeError):
         parse_concurrency(["0"], (1,))
+
+
+def test_format_cpu_note_flags_only_busy_runs() -> None:
+    cpu = {
+        "etcd put c=1": CpuShare(busy=0.60, ours=0.55),
+        "ketch put c=1": CpuShare(busy=0.90, ours=0.40),
+    }
+    note = format_cpu_note(cpu)
+    assert "ketch put c=1: others 50%, benchmark 40%" in note
+    assert "etcd put" not in note
+    assert format_cpu_note({"x": CpuShare(busy=0.5, ours=0.6)}) == ""  # others clamps at 0
+
+
+def test_to_json_is_plain_values() -> None:
+    figures = Figures()
+    figures.results[("etcd", "put", 1)] = _result(10, 0.1, 0.2)
+    figures.cpu["etcd put c=1"] = CpuShare(busy=0.5, ours=0.4)
+    figures.kills["etcd"] = [KillRecord(1, "etcd-0", Gap(1.0, 2.5, True))]
+    data = json.loads(json.dumps(to_json(figures)))
+    assert data["results"][0]["system"] == "etcd" and data["results"][0]["ops_per_s"] == 10
+    assert data["cpu"]["etcd put c=1"] == {"busy": 0.5, "ours": 0.4}
+    assert data["failover"]["etcd"] == [
+        {"kill": 1, "member": "etcd-0", "gap_s": 1.5, "recovered": True}
+    ]
+
+
+def _fake_proc(root: Path, *, busy: int, idle: int, pids: dict[int, tuple[int, int]]) -> None:
+    (root / "stat").write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 0 0 0 0\n")
+    for pid, (utime, stime) in pids.items():
+        (root / str(pid)).mkdir(exist_ok=True)
+        rest = ["S"] + ["0"] * 10 + [str(utime), str(stime)] + ["0"] * 30
+        (root / str(pid) / "stat").write_text(f"{pid} (etcd (x)) " + " ".join(rest) + "\n")
+
+
+def test_cpu_meter_splits_ours_and_others(tmp_path: Path) -> None:
+    me = os.getpid()
+    _fake_proc(tmp_path, busy=1000, idle=1000, pids={me: (10, 0), 42: (100, 0)})
+    assert machine_ticks(tmp_path) == (1000, 2000)
+    assert process_ticks(42, tmp_path) == 100
+    assert process_ticks(43, tmp_path) == 0  # gone
+    meter = CpuMeter(lambda: [42], proc=tmp_path)
+    meter.start()
+    # 200 ticks pass on the machine: 150 busy, of which ours 20 + 80 = 100.
+    _fake_proc(tmp_path, busy=1150, idle=1050, pids={me: (20, 10), 42: (150, 30)})
+    share = meter.stop()
+    assert share == CpuShare(busy=0.75, ours=0.5)
+    assert share.others == pytest.approx(0.25)
+
+
+def test_cpu_meter_without_proc_is_none(tmp_path: Path) -> None:
+    meter = CpuMeter(list, proc=tmp_path / "missing")
+    meter.start()
+    assert meter.stop() is None
+
+
+def test_settings_cycle_keys_and_size_values() -> None:
+    s = Settings(keys=3, value_size=25)
+    assert [s.key(i) for i in (0, 1, 3, 4)] == [
+        b"bench/00000000",
+        b"bench/00000001",
+        b"bench/00000000",
+        b"bench/00000001",
+    ]
+    assert len(s.value) == 25
+
+
+def test_cpu_meter_keeps_a_killed_process_up_to_its_last_sample(tmp_path: Path) -> None:
+    me = os.getpid()
+    alive = [42]
+    _fake_proc(tmp_path, busy=0, idle=0, pids={me: (0, 0), 42: (100, 0)})
+    meter = CpuMeter(lambda: alive, proc=tmp_path)
+    meter.start()
+    _fake_proc(tmp_path, busy=100, idle=0, pids={me: (0, 0), 42: (160, 0)})
+    meter.sample()  # right before the kill
+    (tmp_path / "42" / "stat").unlink()
+    alive[:] = [43]  # restarted under a new pid
+    _fake_proc(tmp_path, busy=200, idle=0, pids={me: (0, 0), 43: (30, 0)})
+    share = meter.stop()
+    assert share == CpuShare(busy=1.0, ours=(60 + 30) / 200)

@@ -46,7 +46,7 @@ def test_top_level_help_lists_the_components(capsys: pytest.CaptureFixture[str])
 
 
 def test_python_dash_m_ketch_runs():
-    r = subprocess.run([sys.executable, "-m", "ketch", "store", "--help"], cwd=ROOT,
+    r = subprocess.run([sys.executable, "-m", "ketch", "store", "--help"], cwd=ROOT, check=False,
                        capture_output=True, text=True, timeout=60,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stderr
@@ -93,6 +93,9 @@ def test_arguments_reach_the_namespace():
         ("foo", True, 7, 2, True)
     assert callable(args.func)
     assert build_parser().parse_args(["store", "lease", "revoke", "--dir", "d", "0x10"]).id == 16
+    up = ["store", "up", "--dir", "d"]
+    assert [build_parser().parse_args(up + extra).fsync
+            for extra in ([], ["--no-fsync"], ["--fsync"])] == [None, False, True]
 
 
 def test_a_bad_integer_is_a_usage_error(capsys: pytest.CaptureFixture[str]):
@@ -110,7 +113,7 @@ def test_layout_uses_base_port_and_is_kept(tmp_path: Path):
     c._create_layout()
     assert [m.client for m in c.members] == [
         "https://127.0.0.1:40100", "https://127.0.0.1:40102", "https://127.0.0.1:40104"]
-    assert [m.raft for m in c.members][0] == "127.0.0.1:40101"
+    assert c.members[0].raft == "127.0.0.1:40101"
     again = LocalCluster(tmp_path)  # a later command reads cluster.json
     assert again.client_urls == c.client_urls and again.names == ["s1", "s2", "s3"]
     assert json.loads((tmp_path / "cluster.json").read_text())["fsync"] is True

@@ -25,7 +25,14 @@ from certs.tls import server_context
 from store.client import StoreClient, prefix_end
 from store.client_wire import WatchCursor
 from store.endpoints import BACKOFF_CAP, Endpoints, backoff_delay
-from store.errors import Compacted, InvalidRequest, OutcomeUnknown, StoreError, Unavailable
+from store.errors import (
+    Compacted,
+    InvalidRequest,
+    OutcomeUnknown,
+    StoreError,
+    TooLarge,
+    Unavailable,
+)
 
 NAMES = ("s1", "s2", "s3")
 
@@ -86,7 +93,13 @@ def _app(name: str, fake: FakeStore) -> web.Application:
         action = plan.pop(0) if plan else fake.default
         if request.path == "/v1/watch":
             return await _watch(request, action)
-        if action in ("ok", "apply_then_drop"):
+        if request.path == "/v1/kv/batch" and action == "missing":
+            return _error("invalid_request", 404)
+        if request.path == "/v1/kv/batch" and action in ("ok", "apply_then_drop"):
+            results = [_batch_result(op) for op in body["ops"]]
+            if action == "ok":
+                return _cbor({"results": results})
+        elif action in ("ok", "apply_then_drop"):
             answer = (fake.apply(body) if request.path == "/v1/kv/txn"
                       else {"header": {"revision": fake.revision}, "kvs": [], "count": 0,
                             "more": False})
@@ -110,6 +123,16 @@ def _app(name: str, fake: FakeStore) -> web.Application:
         if action == "invalid":
             return _error("invalid_request", 400)
         raise AssertionError(f"unknown action {action!r}")
+
+    def _batch_result(op: dict[str, Any]) -> dict[str, Any]:
+        if "range" in op:
+            return {"ok": {"header": {"revision": fake.revision}, "kvs": [], "count": 0,
+                           "more": False}}
+        if op["txn"]["success"][0]["put"]["key"] == b"bad":
+            return {"error": {"code": "too_large", "message": "fake"}}
+        if op["txn"]["success"][0]["put"]["key"] == b"busy":
+            return {"error": {"code": "unavailable", "message": "fake"}}
+        return {"ok": fake.apply(op["txn"])}
 
     async def _watch(request: web.Request, script: Any) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "application/cbor-seq"})
@@ -154,6 +177,8 @@ async def fake(certs_dir: Path) -> AsyncIterator[FakeStore]:
 
 
 def _client(fake: FakeStore, certs_dir: Path, **kw: Any) -> StoreClient:
+    """A client without coalescing unless asked: most tests are about the single-op path."""
+    kw.setdefault("coalesce", False)
     return StoreClient([fake.urls[n] for n in NAMES], tls=store_client_paths(certs_dir), **kw)
 
 
@@ -258,9 +283,66 @@ async def test_every_write_gets_a_fresh_increasing_request_id(fake: FakeStore, c
         for i in range(3):
             await c.put(b"k", b"%d" % i)
         await c.lease_grant(10)
-    rids = [b["request_id"] for n, p, b in fake.calls if "request_id" in b]
-    assert [r[0] for r in rids] == ["me"] * 4
+        await c.lease_keepalive(1)
+        await c.lease_revoke(1)
+        await c.compact(2)
+        await c.get(b"k")
+    writes = [b for _, p, b in fake.calls if p != "/v1/kv/range" and p != "/v1/status"]
+    assert all("request_id" in b for b in writes) and len(writes) == 7
+    assert not any("request_id" in b for _, p, b in fake.calls if p == "/v1/kv/range")
+    rids = [b["request_id"] for b in writes]
+    assert [r[0] for r in rids] == ["me"] * 7
     assert [r[1] for r in rids] == sorted({r[1] for r in rids})
+
+
+# --- coalescing ----------------------------------------------------------------------------------
+
+
+def _paths(fake: FakeStore) -> list[str]:
+    return [p for _, p, _ in fake.calls if p != "/v1/status"]
+
+
+async def test_concurrent_calls_share_one_batch(fake: FakeStore, certs_dir: Path):
+    async with _client(fake, certs_dir, coalesce=True) as c:
+        puts = await asyncio.gather(*(c.put(b"k%d" % i, b"v") for i in range(20)))
+        gets = await asyncio.gather(c.get(b"k1"), c.get(b"k2"))
+        alone = await c.put(b"k", b"v")
+    assert _paths(fake) == ["/v1/kv/batch"] * 3
+    assert sorted(p["header"]["revision"] for p in puts) == list(range(2, 22))
+    assert [g["count"] for g in gets] == [0, 0] and alone["header"]["revision"] == 22
+    ops = fake.txn_calls("/v1/kv/batch")[0][1]["ops"]
+    assert len({tuple(op["txn"]["request_id"]) for op in ops}) == 20
+
+
+async def test_a_broken_batch_is_retried_op_by_op_with_the_same_ids(
+    fake: FakeStore, certs_dir: Path
+):
+    fake.plans["s1"] = ["apply_then_drop"]
+    async with _client(fake, certs_dir, coalesce=True) as c:
+        puts = await asyncio.gather(*(c.put(b"k%d" % i, b"v") for i in range(3)))
+    assert _paths(fake) == ["/v1/kv/batch"] + ["/v1/kv/txn"] * 3
+    assert fake.revision == 4  # three writes, each applied once
+    batch_ids = {tuple(op["txn"]["request_id"]) for op in fake.calls[-4][2]["ops"]}
+    assert {tuple(b["request_id"]) for _, b in fake.txn_calls()} == batch_ids
+    assert sorted(p["header"]["revision"] for p in puts) == [2, 3, 4]
+
+
+async def test_one_op_failing_in_a_batch_fails_alone(fake: FakeStore, certs_dir: Path):
+    async with _client(fake, certs_dir, coalesce=True) as c:
+        ok, bad, busy = await asyncio.gather(
+            c.put(b"good", b"v"), c.put(b"bad", b"v"), c.put(b"busy", b"v"),
+            return_exceptions=True)
+    assert isinstance(ok, dict) and isinstance(bad, TooLarge)
+    assert isinstance(busy, dict)  # retryable: sent again alone, and it went through
+    assert _paths(fake) == ["/v1/kv/batch", "/v1/kv/txn"]
+
+
+async def test_a_server_without_batches_turns_coalescing_off(fake: FakeStore, certs_dir: Path):
+    fake.plans["s1"] = ["missing"]
+    async with _client(fake, certs_dir, coalesce=True) as c:
+        await asyncio.gather(c.put(b"a", b"1"), c.put(b"b", b"2"))
+        await asyncio.gather(c.put(b"a", b"1"), c.put(b"b", b"2"))
+    assert _paths(fake) == ["/v1/kv/batch"] + ["/v1/kv/txn"] * 4
 
 
 # --- watch ---------------------------------------------------------------------------------------

@@ -2,29 +2,27 @@
 
 Flow: parse → make a work dir → for each system in turn (ketch first, because etcd's
 certificates are issued from ketch's CA): start its 3-member cluster, check a put/get round trip,
-run the throughput matrix or the failover series, stop it → print the table.  Only one cluster
-runs at a time so the two never compete for the machine's cores.
+run the throughput matrix or the failover series (`scenarios`), stop it → print the tables
+(`report`).  Only one cluster runs at a time so the two never compete for the machine's cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
-import functools
 import json
-import math
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ketch.bench import etcd as etcd_mod
-from ketch.bench.load import GapRecorder, LoadResult, Op, run_closed_loop
-from ketch.bench.report import KillRecord, ResultKey, format_failover, format_table
+from ketch.bench.machine import CpuMeter
+from ketch.bench.report import format_cpu_note, format_failover, format_table, to_json
+from ketch.bench.scenarios import OPS, Figures, Settings, check, failover, throughput
 from ketch.bench.targets import ENDPOINT_MODES, EtcdTarget, KetchTarget, Target
 
 __all__ = ["parse_concurrency", "register", "run_store"]
@@ -81,6 +79,12 @@ def register(subparsers: Any) -> None:
         help="--failover: seconds of steady writes before each kill",
     )
     p.add_argument(
+        "--no-coalesce",
+        action="store_true",
+        help="ketch's client sends one request per op, as the etcd client does "
+        "(by default it batches concurrent ops into one request)",
+    )
+    p.add_argument(
         "--etcd-endpoints",
         choices=ENDPOINT_MODES,
         default="leader",
@@ -105,150 +109,59 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_store)
 
 
-def _cpu_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of the whole machine from /proc/stat; None where there is none."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
-
-
-async def _machine_busy(seconds: float = 1.0) -> float | None:
-    """Fraction of all cores busy over ``seconds``: others' load that would skew the figures."""
-    before = _cpu_jiffies()
-    await asyncio.sleep(seconds)
-    after = _cpu_jiffies()
-    if before is None or after is None or after[1] == before[1]:
-        return None
-    return (after[0] - before[0]) / (after[1] - before[1])
-
-
-def _key(i: int, keys: int) -> bytes:
-    return b"bench/%08d" % (i % keys)
-
-
 def _progress(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def _describe(r: LoadResult) -> str:
-    text = (
-        f"c={r.concurrency:<4} {r.ops_per_s:9.0f} ops/s  p50 {r.p50 * 1e3:7.2f} ms  "
-        f"p99 {r.p99 * 1e3:7.2f} ms  errors {r.errors}"
+async def _idle_check(system: str) -> None:
+    """Say how busy the machine is before a cluster starts: others' load skews every figure."""
+    meter = CpuMeter(list)
+    meter.start()
+    await asyncio.sleep(1.0)
+    share = meter.stop()
+    if share is not None:
+        _progress(f"{system}: machine {share.others:.0%} busy before start (other processes)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
+    unknown = [o for o in ops if o not in OPS]
+    if unknown or not ops:
+        raise argparse.ArgumentTypeError(f"--ops takes {', '.join(OPS)}; got {args.ops!r}")
+    for name, value, low in (
+        ("--seconds", args.seconds, 0.0),
+        ("--timeout", args.timeout, 0.0),
+        ("--settle", args.settle, 0.0),
+    ):
+        if not value > low:
+            raise argparse.ArgumentTypeError(f"{name} must be > {low:g}, got {value}")
+    for name, count in (("--kills", args.kills), ("--keys", args.keys)):
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {count}")
+    if args.warmup < 0 or args.value_size < 0:
+        raise argparse.ArgumentTypeError("--warmup and --value-size must be >= 0")
+    return Settings(
+        seconds=args.seconds,
+        warmup=args.warmup,
+        value_size=args.value_size,
+        keys=args.keys,
+        timeout=args.timeout,
+        ops=ops,
+        kills=args.kills,
+        settle=args.settle,
     )
-    if r.error_kinds:
-        text += " (" + ", ".join(f"{kind} {n}" for kind, n in r.error_kinds) + ")"
-    return text + (f"; e.g. {r.error_samples[0]}" if r.error_samples else "")
-
-
-async def _check(target: Target, value: bytes) -> None:
-    """One put/get round trip; a target that cannot do this has nothing to measure."""
-    key = b"bench/check"
-    await target.put(key, value)
-    got = await target.get(key)
-    if got != value:
-        raise RuntimeError(f"{target.name}: read {got!r:.60} after writing {value!r:.60}")
-
-
-async def _throughput(
-    target: Target, args: argparse.Namespace, concs: Sequence[int], value: bytes
-) -> dict[ResultKey, LoadResult]:
-    ops = [o.strip() for o in args.ops.split(",") if o.strip()]
-    results: dict[ResultKey, LoadResult] = {}
-    if "get" in ops and "put" not in ops:  # gets need the key space written
-        await run_closed_loop(
-            lambda i: target.put(_key(i, args.keys), value),
-            concurrency=16,
-            seconds=max(1.0, args.keys / 500),
-        )
-    for op_name in ops:
-        op: Op
-        if op_name == "put":
-            op = lambda i: target.put(_key(i, args.keys), value)
-        elif op_name == "get":
-            op = lambda i: target.get(_key(i, args.keys))
-        else:
-            raise ValueError(f"unknown op {op_name!r} (put, get)")
-        for conc in concs:
-            r = await run_closed_loop(
-                op,
-                concurrency=conc,
-                seconds=args.seconds,
-                warmup=args.warmup,
-                op_timeout=args.timeout * 2,
-            )
-            _progress(f"{target.name} {op_name} {_describe(r)}")
-            results[(target.name, op_name, conc)] = r
-    return results
-
-
-async def _wait_for(cond: Callable[[], bool], *, deadline: float) -> bool:
-    until = time.monotonic() + deadline
-    while not cond():
-        if time.monotonic() > until:
-            return False
-        await asyncio.sleep(0.005)
-    return True
-
-
-def _recovered(recorder: GapRecorder, killed_at: float, in_flight: int) -> bool:
-    return recorder.successes_since(killed_at) > in_flight
-
-
-async def _failover(
-    target: Target, args: argparse.Namespace, conc: int, value: bytes
-) -> list[KillRecord]:
-    """``args.kills`` times: steady writes, SIGKILL the leader, wait for writes, restart it.
-
-    Recovery is declared only after more than ``conc`` writes succeed after the kill: at most
-    ``conc`` were in flight when the leader died, so the next one was committed by a new leader.
-    """
-    recorder = GapRecorder()
-    stop = asyncio.Event()
-    records: list[KillRecord] = []
-    recover_deadline = max(30.0, args.timeout * 4)
-
-    async def op(i: int) -> None:
-        await target.put(_key(i, args.keys), value)
-        recorder.record()
-
-    async with asyncio.TaskGroup() as group:
-        load = group.create_task(
-            run_closed_loop(
-                op, concurrency=conc, seconds=math.inf, stop=stop, op_timeout=args.timeout * 2
-            )
-        )
-        try:
-            for index in range(1, args.kills + 1):
-                await asyncio.sleep(args.settle)
-                t_kill = recorder.now()
-                member = await target.leader_kill()
-                killed_at = recorder.now()
-                await _wait_for(
-                    functools.partial(_recovered, recorder, killed_at, conc),
-                    deadline=recover_deadline,
-                )
-                gap = recorder.gap(start=t_kill, end=recorder.now())
-                records.append(KillRecord(index, member, gap))
-                state = "" if gap.recovered else " (NOT recovered)"
-                _progress(
-                    f"{target.name} kill {index}: {member} → write gap "
-                    f"{gap.length * 1e3:.0f} ms{state}; restarting {member}"
-                )
-                await target.restart(member)
-        finally:
-            stop.set()
-    _progress(f"{target.name} failover load: {_describe(load.result())}")
-    return records
 
 
 def _make_target(
     system: str, root: Path, args: argparse.Namespace, ca_dir: Path | None, max_conc: int
 ) -> Target:
     if system == "ketch":
-        return KetchTarget(root / "ketch", timeout=args.timeout, progress=_progress)
+        return KetchTarget(
+            root / "ketch",
+            timeout=args.timeout,
+            progress=_progress,
+            coalesce=False if args.no_coalesce else None,
+        )
     assert ca_dir is not None
     extra = []
     if args.etcd_election_timeout is not None:
@@ -266,83 +179,64 @@ def _make_target(
     )
 
 
-async def _run(args: argparse.Namespace, root: Path) -> int:
+async def _run(
+    args: argparse.Namespace, settings: Settings, concs: Sequence[int], root: Path
+) -> int:
     systems = ["ketch", "etcd"] if args.system == "both" else [args.system]
-    concs = parse_concurrency(
-        args.concurrency, (FAILOVER_CONCURRENCY,) if args.failover else DEFAULT_CONCURRENCY
-    )
-    value = (b"0123456789" * (args.value_size // 10 + 1))[: args.value_size]
-    results: dict[ResultKey, LoadResult] = {}
-    kills: dict[str, list[KillRecord]] = {}
+    figures = Figures()
     ca_dir: Path | None = None
     failed = False
     for system in systems:
+        await _idle_check(system)
         if system == "etcd" and ca_dir is None:
             ca_dir = await asyncio.to_thread(etcd_mod.create_ca, root / "ca")
         target = _make_target(system, root, args, ca_dir, max(concs))
-        busy = await _machine_busy()
-        if busy is not None:
-            _progress(f"{system}: machine {busy:.0%} busy before start (other processes)")
         try:
             _progress(f"{system}: starting a 3-member cluster in {root / system}")
             await target.setup()
             if isinstance(target, KetchTarget):
                 ca_dir = target.certs_dir
-            await _check(target, value)
-            if args.failover:
-                for conc in concs:
-                    kills[system if len(concs) == 1 else f"{system} c={conc}"] = await _failover(
-                        target, args, conc, value
-                    )
-            else:
-                results.update(await _throughput(target, args, concs, value))
+            await check(target, settings)
+            for conc in concs if args.failover else ():
+                label = system if len(concs) == 1 else f"{system} c={conc}"
+                await failover(target, settings, conc, figures, _progress, label=label)
+            if not args.failover:
+                await throughput(target, settings, concs, figures, _progress)
         except Exception as exc:  # noqa: BLE001 - report, and still measure the other system
             _progress(f"{system}: FAILED: {type(exc).__name__}: {exc}")
             failed = True
         finally:
             await target.close()
-    if results:
-        print(format_table(results, systems=systems))
-    if kills:
-        print(format_failover(kills))
+    if figures.results:
+        print(format_table(figures.results, systems=systems))
+    if figures.kills:
+        print(format_failover(figures.kills))
+    if note := format_cpu_note(figures.cpu):
+        print(note)
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "results": [
-                        {"system": s, "op": o, **dataclasses.asdict(r)}
-                        for (s, o, _), r in results.items()
-                    ],
-                    "failover": {
-                        s: [
-                            {
-                                "kill": k.index,
-                                "member": k.member,
-                                "gap_s": k.gap.length,
-                                "recovered": k.gap.recovered,
-                            }
-                            for k in recs
-                        ]
-                        for s, recs in kills.items()
-                    },
-                },
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(to_json(figures), indent=2) + "\n")
     return 1 if failed else 0
 
 
 def run_store(args: argparse.Namespace) -> int:
-    """Entry point of ``ketch bench store``: 0 if every system ran, 1 if one failed to."""
+    """Entry point of ``ketch bench store``: 0 if every system ran, 1 if one failed to, 2 on
+    bad arguments.  The work dir is removed afterwards unless ``--keep`` or ``--dir``."""
+    try:
+        settings = _settings(args)
+        default = (FAILOVER_CONCURRENCY,) if args.failover else DEFAULT_CONCURRENCY
+        concs = parse_concurrency(args.concurrency, default)
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        print(f"ketch bench store: {e}", file=sys.stderr)
+        return 2
     root = args.dir or Path(tempfile.mkdtemp(prefix="ketch-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
         try:
             import uvloop
         except ImportError:
-            return asyncio.run(_run(args, root))
+            return asyncio.run(_run(args, settings, concs, root))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(_run(args, root))
+            return runner.run(_run(args, settings, concs, root))
     finally:
         if args.keep or args.dir:
             _progress(f"work dir kept: {root}")

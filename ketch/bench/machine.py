@@ -52,30 +52,41 @@ def process_ticks(pid: int, proc: Path = Path("/proc")) -> int:
 class CpuMeter:
     """Measures one interval: `start()`, run the load, `stop()` → `CpuShare` or None.
 
-    ``pids`` is called at both ends (a member may be killed and restarted in between; a pid that
-    appears or vanishes mid-interval is counted only for the ticks seen, so "others" is then an
-    upper bound).  This process is always included.
+    ``pids`` (called at every sample) names the cluster's processes; this process is always
+    included.  A process that appears mid-interval counts from zero; one that is killed counts
+    up to the last `sample()` before it died, so call `sample()` right before killing one (else
+    its last ticks land in "others", which then is an upper bound).
     """
 
     def __init__(self, pids: Callable[[], Iterable[int]], proc: Path = Path("/proc")) -> None:
         self._pids = pids
         self._proc = proc
         self._machine: tuple[int, int] | None = None
-        self._ours: dict[int, int] = {}
+        self._first: dict[int, int] = {}
+        self._last: dict[int, int] = {}
 
-    def _sample(self) -> dict[int, int]:
-        pids = {os.getpid(), *self._pids()}
-        return {pid: process_ticks(pid, self._proc) for pid in pids}
+    def sample(self) -> None:
+        """Note the current ticks of every process of ours (new ones start from zero)."""
+        for pid in {os.getpid(), *self._pids()}:
+            ticks = process_ticks(pid, self._proc)
+            if ticks:
+                self._first.setdefault(pid, 0)
+                self._last[pid] = ticks
 
     def start(self) -> None:
         self._machine = machine_ticks(self._proc)
-        self._ours = self._sample()
+        self._first.clear()
+        self._last.clear()
+        for pid in {os.getpid(), *self._pids()}:
+            ticks = process_ticks(pid, self._proc)
+            if ticks:
+                self._first[pid] = self._last[pid] = ticks
 
     def stop(self) -> CpuShare | None:
         end = machine_ticks(self._proc)
         if self._machine is None or end is None or end[1] <= self._machine[1]:
             return None
-        ours_end = self._sample()
-        ours = sum(t - self._ours.get(pid, 0) for pid, t in ours_end.items() if t)
+        self.sample()
+        ours = sum(self._last[pid] - first for pid, first in self._first.items())
         total = end[1] - self._machine[1]
         return CpuShare(busy=(end[0] - self._machine[0]) / total, ours=ours / total)

@@ -9,11 +9,28 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from ketch.bench.load import Gap, LoadResult
+from ketch.bench.machine import CpuShare
 
-__all__ = ["KillRecord", "ResultKey", "format_failover", "format_table", "ratio"]
+if TYPE_CHECKING:
+    from ketch.bench.scenarios import Figures
+
+__all__ = [
+    "BUSY_THRESHOLD",
+    "KillRecord",
+    "ResultKey",
+    "format_cpu_note",
+    "format_failover",
+    "format_table",
+    "ratio",
+    "to_json",
+]
+
+BUSY_THRESHOLD = 0.10
+"""Share of the machine used by other processes above which a run's figures are flagged."""
 
 ResultKey = tuple[str, str, int]
 """(system, operation, concurrency), e.g. ("etcd", "put", 16)."""
@@ -39,12 +56,14 @@ def _num(value: float, fmt: str) -> str:
     return "-" if math.isnan(value) else format(value, fmt)
 
 
-def _render(rows: Sequence[Sequence[str]]) -> str:
-    """Right-aligned columns except the first two, separated by two spaces."""
+def _render(rows: Sequence[Sequence[str]], *, left: int = 2) -> str:
+    """Columns separated by two spaces; the first ``left`` left-aligned, the rest right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for row in rows:
-        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [
+            c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))
+        ]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
@@ -103,20 +122,57 @@ def format_failover(kills: Mapping[str, Sequence[KillRecord]]) -> str:
     An unrecovered gap (no write succeeded after the kill within the deadline) is marked "+",
     meaning "at least this long".
     """
-    rows = [["system", "kill", "member", "gap ms"]]
+    rows = [["system", "member", "kill", "gap ms"]]
     for system, records in kills.items():
         for rec in records:
             mark = "" if rec.gap.recovered else "+"
-            rows.append([system, str(rec.index), rec.member, f"{rec.gap.length * 1e3:.0f}{mark}"])
+            rows.append([system, rec.member, str(rec.index), f"{rec.gap.length * 1e3:.0f}{mark}"])
     out = [_render(rows), ""]
-    summary = [["system", "kills", "median gap ms", "max gap ms"]]
+    summary = [["system", "", "kills", "median gap ms", "max gap ms"]]
     medians: dict[str, tuple[float, float]] = {}
     for system, records in kills.items():
         medians[system] = _gap_summary(records)
         med, top = medians[system]
-        summary.append([system, str(len(records)), _num(med * 1e3, ".0f"), _num(top * 1e3, ".0f")])
+        summary.append(
+            [system, "", str(len(records)), _num(med * 1e3, ".0f"), _num(top * 1e3, ".0f")]
+        )
     if "ketch" in medians and "etcd" in medians:
         (km, kx), (em, ex) = medians["ketch"], medians["etcd"]
-        summary.append(["ketch/etcd", "", _num(ratio(km, em), ".2f"), _num(ratio(kx, ex), ".2f")])
+        summary.append(
+            ["ketch/etcd", "", "", _num(ratio(km, em), ".2f"), _num(ratio(kx, ex), ".2f")]
+        )
     out.append(_render(summary))
     return "\n".join(out)
+
+
+def format_cpu_note(cpu: Mapping[str, CpuShare], *, threshold: float = BUSY_THRESHOLD) -> str:
+    """A warning naming every run during which other processes used more than ``threshold``
+    of the machine (its figures are then lower bounds); "" when there is none."""
+    busy = [(label, share) for label, share in cpu.items() if share.others > threshold]
+    if not busy:
+        return ""
+    lines = [f"note: other processes used > {threshold:.0%} of the machine during:"]
+    lines += [f"  {label}: others {s.others:.0%}, benchmark {s.ours:.0%}" for label, s in busy]
+    return "\n".join(lines)
+
+
+def to_json(figures: Figures) -> dict[str, Any]:
+    """The figures as plain JSON values (seconds, not ms; NaN left as NaN)."""
+    return {
+        "results": [
+            {"system": s, "op": o, **asdict(r)} for (s, o, _), r in figures.results.items()
+        ],
+        "cpu": {label: {"busy": c.busy, "ours": c.ours} for label, c in figures.cpu.items()},
+        "failover": {
+            label: [
+                {
+                    "kill": k.index,
+                    "member": k.member,
+                    "gap_s": k.gap.length,
+                    "recovered": k.gap.recovered,
+                }
+                for k in records
+            ]
+            for label, records in figures.kills.items()
+        },
+    }

@@ -243,7 +243,8 @@ class KetchTarget:
     """ketch's 3-replica store via `store.launch.LocalCluster` and `store.client.StoreClient`.
 
     Thin on purpose: the cluster and the client are ketch's own (fsync on), the benchmark adds
-    nothing to the request path.  `certs_dir` (ketch's CA and ``store-client`` pair) is
+    nothing to the request path.  ``coalesce`` None keeps the client's default (concurrent ops
+    share one batch request); False makes it send one request per op, as `EtcdTarget` does.  `certs_dir` (ketch's CA and ``store-client`` pair) is
     available after `setup`, for issuing etcd's certificates.  LocalCluster's calls block, so
     they run in a worker thread.
     """
@@ -257,9 +258,11 @@ class KetchTarget:
         timeout: float = 5.0,
         progress: Callable[[str], None] = print,
         restart_deadline: float = 30.0,
+        coalesce: bool | None = None,
     ) -> None:
         self._root = root
         self._timeout = timeout
+        self._coalesce = coalesce
         self._progress = progress
         self._restart_deadline = restart_deadline
         self._cluster: LocalCluster | None = None
@@ -280,7 +283,10 @@ class KetchTarget:
         self._root.mkdir(parents=True, exist_ok=True)
         self._cluster = LocalCluster(self._root, replicas=3, fsync=True)
         await _call(self._cluster.up, progress=self._progress)
-        self._client = self._cluster.client(timeout=self._timeout)
+        options: dict[str, Any] = {"timeout": self._timeout}
+        if self._coalesce is not None:
+            options["coalesce"] = self._coalesce
+        self._client = self._cluster.client(**options)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -43,6 +43,7 @@ class _Pipe:
         self._reader = reader
         self._writer = writer
         self._queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+        self._dropped = False
 
     async def run(self) -> None:
         sender = asyncio.create_task(self._send())
@@ -51,12 +52,19 @@ class _Pipe:
                 mode = self._proxy.mode(self._forward)
                 if mode == DROP:
                     self._proxy.dropped_bytes += len(data)
+                    self._dropped = True
                     continue
+                if self._dropped:
+                    # Bytes went missing mid-stream: like a connection that died during the
+                    # partition, this one cannot carry on; the peers reconnect after the heal.
+                    raise ConnectionResetError("stream lost bytes during a partition")
                 due = time.monotonic() + (mode.seconds if isinstance(mode, Delay) else 0.0)
                 self._queue.put_nowait((due, data))
         except (ConnectionError, OSError):
             pass
         finally:
+            if self._dropped:
+                self._writer.transport.abort()
             self._queue.put_nowait(None)
             with contextlib.suppress(Exception):
                 await sender

@@ -17,6 +17,7 @@ running our config file; nothing is killed by name.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import os
 import signal
@@ -202,10 +203,21 @@ class LocalCluster:
             ca=paths.ca, cert=paths.cert, key=paths.key,
             raft_secret_file=raft_secret_path(self.certs_dir), fsync=self.fsync,
         )
+        overrides = self._load().get("overrides", {}).get(name)
+        if overrides:
+            cfg = dataclasses.replace(cfg, **overrides)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.config_path(name)
         _write_atomic(path, cfg.to_json() + "\n")
         return path
+
+    def configure(self, name: str, **fields: Any) -> None:
+        """Record ReplicaConfig overrides for replica ``name`` in DIR/cluster.json; they apply
+        when it next starts (e.g. ``raft_routes`` through proxies, ``raft_fixes``)."""
+        self._member(name)
+        layout = self._load()
+        layout.setdefault("overrides", {}).setdefault(name, {}).update(fields)
+        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
 
     def pid(self, name: str) -> int | None:
         """The pid of replica ``name`` if it runs (pid file, alive, running our config)."""
@@ -322,16 +334,20 @@ class LocalCluster:
         """A StoreClient for this cluster as store-client (create and use it in one loop)."""
         return StoreClient(self.client_urls, tls=self.client_tls, **kwargs)
 
+    def prepare(self, progress: Progress = _quiet) -> dict[str, Any]:
+        """Create DIR and DIR/cluster.json (members and ports) if missing; start nothing."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.exists:
+            self._create_layout()
+            progress(f"created {self.dir / 'cluster.json'}")
+        return self._load()
+
     def up(self, progress: Progress = print) -> None:
         """Make the cluster run: certificates, configs, every replica, then wait (UP_TIMEOUT)
         for a leader.  Idempotent: running replicas are left alone.  Raises ClusterError (and
         prints the tail of every log) when no leader is elected in time; CertsError from
         certs.layout when the certificates in DIR/certs are not usable."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if not self.exists:
-            self._create_layout()
-            progress(f"created {self.dir / 'cluster.json'}")
-        layout = self._load()
+        layout = self.prepare(progress)
         if self._replicas is not None and self._replicas != len(layout["members"]):
             raise ClusterError(f"the cluster in {self.dir} has {len(layout['members'])} replicas, "
                                f"not {self._replicas}; use another --dir for a different size")

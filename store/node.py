@@ -46,6 +46,7 @@ class StoreNode:
         self.replica = Replica(
             cfg,
             secret=secret,
+            loop=loop,
             on_events=self._events_from_raft,
             on_state_changed=self._state_from_raft,
             on_reset=self._reset_from_raft,
@@ -73,18 +74,18 @@ class StoreNode:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
         self.hub.reset()
-        await asyncio.to_thread(self.replica.stop)
+        self.replica.stop()
 
-    # --- callbacks from the tick thread: hand over to the loop, nothing else -----------------
+    # --- callbacks from the Raft layer (on the loop, in the middle of a tick) ----------------
 
     def _events_from_raft(self, events: list[Event]) -> None:
-        self.loop.call_soon_threadsafe(self.hub.publish, events)
+        self.hub.publish(events)
 
     def _state_from_raft(self, is_leader: bool) -> None:
-        self.loop.call_soon_threadsafe(self._leadership_changed, is_leader)
+        self.loop.call_soon(self._leadership_changed, is_leader)
 
     def _reset_from_raft(self) -> None:
-        self.loop.call_soon_threadsafe(self.hub.reset)
+        self.loop.call_soon(self.hub.reset)
 
     # --- reads ---------------------------------------------------------------------------------
 

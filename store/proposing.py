@@ -43,7 +43,8 @@ def _encode_batch(encoded: list[bytes]) -> bytes:
 
 class Proposer:
     """Owns the queue of commands waiting for a Raft entry.  Lives on the event loop; the
-    replica's callbacks come back through ``loop.call_soon_threadsafe``.
+    replica's callbacks arrive on the loop in the middle of a Raft tick and are handed to the
+    next loop iteration (``call_soon``), so futures never resolve inside pysyncobj's code.
 
     ``write`` returns the machine's result or raises the command's StoreError; it raises
     OutcomeUnknown when the entry may or may not commit (leader change, timeout) and
@@ -146,8 +147,8 @@ class Proposer:
         loop = self._loop
         started = time.perf_counter()
 
-        def done(outcome: str, result: Any) -> None:  # tick thread
-            loop.call_soon_threadsafe(self._complete, futures, readers, outcome, result)
+        def done(outcome: str, result: Any) -> None:  # inside a Raft tick, on the loop
+            loop.call_soon(self._complete, futures, readers, outcome, result)
             if self.on_committed is not None and outcome == RESULT_OK:
                 self.on_committed(time.perf_counter() - started, len(futures))
 

@@ -3,9 +3,9 @@ imports pysyncobj.
 
 Data flow: the server's proposer hands CBOR-encoded command batches to :meth:`Replica.propose`
 (any thread); pysyncobj replicates them as log entries of our own type byte (no pickled objects
-in the log); once committed, the tick thread applies each entry to the :class:`Machine` under
-``state_lock`` and hands the result back through the caller's callback and the events to the
-``on_events`` listener.
+in the log); once committed, each entry is applied to the :class:`Machine` and the result goes
+back through the caller's callback, the events to the ``on_events`` listener.  pysyncobj runs
+on the replica's event loop (:class:`_LoopPoller`), so all of this happens on one thread.
 
 What this module changes in pysyncobj 0.3.17 (see ../shared/research/pysyncobj.md), each with a
 regression test in tests/test_replica_fixes.py:
@@ -25,6 +25,8 @@ regression test in tests/test_replica_fixes.py:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -35,6 +37,8 @@ from typing import Any
 
 import cbor2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
+from pysyncobj import syncobj as _syncobj_module
+from pysyncobj.poller import POLL_EVENT_TYPE
 
 from .config import ReplicaConfig
 from .errors import StoreError
@@ -57,6 +61,9 @@ RESULT_NOT_APPLIED = "not_applied"  # definitely not applied (no leader, queue f
 # tick, and the tick loop flushes at the end of every tick (so its fsync overlaps the network).
 _DURABLE_BEFORE = frozenset({"next_node_idx"})
 _KEEPALIVE = {"type": "ketch_keepalive"}
+_POLL_READ = POLL_EVENT_TYPE.READ
+_POLL_WRITE = POLL_EVENT_TYPE.WRITE
+_TICK_PERIOD = 0.01  # seconds between timer ticks when no socket event or proposal comes
 
 Callback = Callable[[str, Any], None]
 
@@ -69,6 +76,47 @@ def _outcome(err: int) -> str:
     return RESULT_NOT_APPLIED
 
 
+class _LoopPoller:
+    """pysyncobj's Poller interface on an asyncio event loop.
+
+    pysyncobj's sockets are watched by the loop itself; each event runs pysyncobj's handler
+    and then asks for a Raft tick on the same thread.  So the HTTP server, the Raft node and
+    the state machine share one thread: no tick thread, no GIL handoffs, no cross-thread
+    wake-ups on the commit path.  Errors surface as readiness (pysyncobj checks SO_ERROR)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_event: Callable[[], None]) -> None:
+        self._loop = loop
+        self._on_event = on_event
+        self._watched: set[int] = set()
+
+    def subscribe(self, descr: int, callback: Callable[[int, int], None], mask: int) -> None:
+        self.unsubscribe(descr)
+        if mask & _POLL_READ:
+            self._loop.add_reader(descr, self._fire, descr, callback, _POLL_READ)
+        if mask & _POLL_WRITE:
+            self._loop.add_writer(descr, self._fire, descr, callback, _POLL_WRITE)
+        self._watched.add(descr)
+
+    def unsubscribe(self, descr: int) -> None:
+        if descr in self._watched:
+            self._watched.discard(descr)
+            # pysyncobj may already have closed the socket; the loop forgets it either way.
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(descr)
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(descr)
+
+    def poll(self, timeout: float) -> None:
+        """Nothing to wait for: the event loop delivers socket events."""
+
+    def _fire(self, descr: int, callback: Callable[[int, int], None], event: int) -> None:
+        try:
+            callback(descr, event)
+        except Exception:  # a peer's bad frame must not take the loop down
+            log.exception("raft socket handler failed")
+        self._on_event()
+
+
 class _PatchedSyncObj(SyncObj):
     """pysyncobj's SyncObj with ketch's fixes.  Private pysyncobj state is reached through its
     mangled names (``_SyncObj__x``); every such access is in this class."""
@@ -79,6 +127,7 @@ class _PatchedSyncObj(SyncObj):
         conf: SyncObjConf,
         journal: DurableJournal,
         apply_entry: Callable[[bytes], Any],
+        poller: Any = None,
     ) -> None:
         self._ketch_fixes = cfg.raft_fixes
         self._ketch_apply = apply_entry
@@ -86,7 +135,18 @@ class _PatchedSyncObj(SyncObj):
         self._ketch_journal = journal
         self._ketch_next_keepalive = 0.0
         self._ketch_keepalive_period = conf.connectionTimeout / 5
-        super().__init__(cfg.me.raft, [cfg.dial_address(p) for p in cfg.peers], conf)
+        peers = [cfg.dial_address(p) for p in cfg.peers]
+        if poller is None:
+            super().__init__(cfg.me.raft, peers, conf)
+        else:
+            # SyncObj.__init__ builds its poller and binds its server socket in one go;
+            # hand it ours for the duration of the constructor.
+            made = _syncobj_module.createPoller
+            _syncobj_module.createPoller = lambda _kind: poller
+            try:
+                super().__init__(cfg.me.raft, peers, conf)
+            finally:
+                _syncobj_module.createPoller = made
         self._install_journal(journal)
         self._install_durable_send(journal)
         # Runs at the end of every tick, just before pysyncobj waits on its sockets: the
@@ -218,18 +278,19 @@ class _PatchedSyncObj(SyncObj):
 
 
 class Replica:
-    """One store replica's Raft node, its state machine and its tick thread.
+    """One store replica's Raft node and its state machine, driven by the event loop.
 
-    Thread model: the tick thread owns pysyncobj and is the only writer of ``machine``; readers
-    on other threads hold ``state_lock`` while they read.  Callbacks (results, events, leader
-    changes) run on the tick thread and must only hand work over (e.g. with
-    ``loop.call_soon_threadsafe``)."""
+    Thread model: pysyncobj, the machine and every callback (results, events, leader changes)
+    run on ``loop``'s thread; ticks follow socket events and proposals, and a 10 ms timer
+    covers heartbeats and timeouts.  ``state_lock`` guards the machine for readers on other
+    threads (e.g. a snapshot taken from a worker thread)."""
 
     def __init__(
         self,
         cfg: ReplicaConfig,
         *,
         secret: str,
+        loop: asyncio.AbstractEventLoop,
         on_events: Callable[[list[Any]], None] | None = None,
         on_state_changed: Callable[[bool], None] | None = None,
         on_reset: Callable[[], None] | None = None,
@@ -269,42 +330,53 @@ class Replica:
             onStateChanged=self._state_changed,
             commandsQueueSize=100_000,
         )
-        self._raft = _PatchedSyncObj(cfg, conf, self.journal, self._apply_entry)
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"raft-{cfg.name}", daemon=True)
+        self._loop = loop
+        self._tick_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._raft = _PatchedSyncObj(
+            cfg, conf, self.journal, self._apply_entry, poller=_LoopPoller(loop, self._tick_soon)
+        )
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle: pysyncobj runs on the event loop ------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        self._periodic()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self._raft.destroy()  # closes sockets and the journal (flushing it)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._raft.destroy()  # closes sockets and the journal (flushing it)
 
-    def _run(self) -> None:
-        raft = self._raft
-        while not self._stopping.is_set():
-            try:
-                raft.doTick(0.02)
-            except Exception:  # a tick must never kill the replica; log and keep ticking
-                log.exception("raft tick failed")
-                self._stopping.wait(0.05)
+    def _periodic(self) -> None:
+        # Timers (heartbeats, election and connection timeouts) need ticks even when quiet.
+        self._tick()
+        self._timer = self._loop.call_later(_TICK_PERIOD, self._periodic)
+
+    def _tick_soon(self) -> None:
+        if not self._tick_scheduled:
+            self._tick_scheduled = True
+            self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self._tick_scheduled = False
+        try:
+            self._raft.doTick(0)
+        except Exception:  # a tick must never kill the replica; log and keep ticking
+            log.exception("raft tick failed")
 
     # --- proposing -----------------------------------------------------------------------------
 
     def propose(self, payload: bytes, callback: Callback) -> None:
         """Replicate one CBOR-encoded command (usually a batch).  ``callback(outcome, result)``
-        runs on the tick thread with outcome RESULT_OK (result = what the machine returned),
-        RESULT_UNKNOWN or RESULT_NOT_APPLIED.  Thread-safe."""
+        runs on the loop with outcome RESULT_OK (result = what the machine returned),
+        RESULT_UNKNOWN or RESULT_NOT_APPLIED.  Call it on the loop."""
 
         def done(result: Any, err: int) -> None:
             callback(_outcome(err), result)
 
         self._raft.ketch_submit(payload, done)
+        self._tick_soon()
 
     def _apply_entry(self, payload: bytes) -> Any:
         try:

@@ -19,6 +19,7 @@ from .config import ReplicaConfig
 from .kv import Event
 from .proposing import Proposer
 from .replica import Replica
+from .sabotage import WATCH_SKIP_EVERY, sabotage_of
 from .watching import WatchHub
 
 __all__ = ["StoreNode"]
@@ -53,6 +54,11 @@ class StoreNode:
         )
         self.proposer = Proposer(self.replica, loop)
         self.hub = WatchHub(self._history)
+        self.sabotage = sabotage_of(cfg.extra)
+        if self.sabotage == "ack-before-commit":
+            self.proposer.ack_before_commit = True
+        elif self.sabotage == "watch-skip":
+            self.hub.skip_every = WATCH_SKIP_EVERY
         self._leader_since: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._by_raft = {m.raft: m for m in cfg.members}
@@ -95,7 +101,8 @@ class StoreNode:
             return fn(self.replica.machine)
 
     async def read_linearizable(self, fn: Callable[[Any], Any]) -> Any:
-        await self.proposer.barrier()
+        if self.sabotage != "stale-reads":
+            await self.proposer.barrier()
         return self.read(fn)
 
     def _history(self, start: int) -> tuple[int, list[Event]]:

@@ -84,6 +84,7 @@ class WatchHub:
         self._limit = limit
         self.revision = 0
         self.published = 0
+        self.skip_every = 0  # sabotage (store/sabotage.py): drop every Nth event
 
     def add(self, key: bytes, range_end: bytes | None, start_revision: int, prev_kv: bool) -> Watcher:
         """Register a watcher from ``start_revision`` (0: from now).  Raises Compacted when the
@@ -116,7 +117,11 @@ class WatchHub:
         """Fan out events applied by the replica (in revision order, whole revisions)."""
         if not events:
             return
+        if self.skip_every:
+            events = [e for i, e in enumerate(events, self.published + 1) if i % self.skip_every]
         self.published += len(events)
+        if not events:
+            return
         self.revision = max(self.revision, events[-1].revision)
         if self._by_key:
             touched: dict[Watcher, None] = {}

@@ -16,7 +16,9 @@ __all__ = ["build_parser", "main"]
 
 # (module, required): an optional module that is absent is skipped; one that fails to import
 # for any other reason is a bug and must be loud.
-_COMPONENTS = (("certs.cli", True), ("store.cli", True), ("ketch.bench.cli", False))
+_COMPONENTS = (
+    ("certs.cli", True), ("store.cli", True), ("chaos.cli", True), ("ketch.bench.cli", False),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -107,12 +107,10 @@ class StoreNode:
 
     def _history(self, start: int) -> tuple[int, list[Event]]:
         def take(m: Any) -> tuple[int, list[Event]]:
-            if start <= 0:
+            if start <= 0 or start > m.revision:
+                # A start in the future is allowed, as in etcd: a replica that is behind (just
+                # restarted, or cut off) delivers those revisions once it has applied them.
                 return m.revision, []
-            if start > m.revision + 1:
-                raise errors.FutureRevision(
-                    f"watch start revision {start} is after the current revision {m.revision}"
-                )
             return m.revision, m.events_since(start)
 
         return self.read(take)

@@ -218,3 +218,22 @@ def test_first_election_after_a_leader_crash_takes_one_round(cluster: LocalClust
     cluster.kill(old)
     new = wait_for_leader(cluster, other_than=old)
     assert statuses(cluster)[new]["term"] == term + 1
+
+
+async def test_a_lease_expires_after_its_ttl_and_takes_its_keys(cluster: LocalCluster) -> None:
+    async with cluster.client() as c:
+        kept = await c.lease_grant(60)
+        short = await c.lease_grant(1)
+        await c.put(b"l/kept", b"1", lease=kept["id"])
+        await c.put(b"l/short", b"1", lease=short["id"])
+        granted = time.monotonic()
+
+        async def short_gone() -> bool:
+            return not (await c.get(b"l/short"))["kvs"]
+
+        await eventually(short_gone, timeout=15)
+        assert time.monotonic() - granted >= 1.0
+        assert (await c.get(b"l/kept"))["kvs"]
+        assert (await c.lease_timetolive(short["id"]))["ttl"] == -1
+        await c.lease_revoke(kept["id"])
+        assert not (await c.get(b"l/kept"))["kvs"]

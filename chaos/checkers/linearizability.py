@@ -1,0 +1,245 @@
+"""Is the key-value history linearizable?  A Wing & Gong search with Porcupine's memoization.
+
+Role in the data flow: reads a `chaos.history.History` (put/get/cas/delete ops) after a run and
+answers "ok", "illegal" or "unknown".  Keys are independent registers (P-compositionality), so
+the history is split by key and each key is searched on its own.
+
+Search (per key): every op contributes a call entry at ``invoke`` and a return entry at
+``complete`` (+inf when the outcome is unknown), sorted by time with calls before returns at
+equal times (touching intervals count as concurrent).  Depth-first: take the first call entry
+before the first return entry whose op the model accepts in the current state, lift it and its
+return out of the doubly-linked list, and start again from the head; meeting a return entry
+means the op it closes could not be placed, so undo the last choice and try the next entry.
+A (linearized-set bitset, register value) pair already explored is never explored again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chaos.history import Op, Value
+
+from .register import REGISTER_KINDS, RegisterOp, compile_op, explain, simplify, step
+from .result import CheckResult
+
+__all__ = ["Counterexample", "LinearizabilityResult", "check_linearizable"]
+
+KeyVerdict = Literal["ok", "illegal", "unknown"]
+_CHECK_EVERY = 0x3FF  # look at the clock once per 1,024 search steps
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Why one key is not linearizable.
+
+    ``prefix`` is the longest sequence of that key's ops the search could linearize (in that
+    order), ``state`` the register's value after it, and ``unplaced`` the ops that had to come
+    next (invoked before every remaining op returned) with the reason each could not.
+    """
+
+    key: str
+    prefix: tuple[Op, ...]
+    state: Value
+    unplaced: tuple[tuple[Op, str], ...]
+
+    def lines(self, *, prefix_tail: int = 10) -> list[str]:
+        shown = self.prefix[-prefix_tail:]
+        out = [f"key {self.key!r}: longest linearizable prefix has {len(self.prefix)} ops"]
+        if len(shown) < len(self.prefix):
+            out.append(f"  … {len(self.prefix) - len(shown)} earlier ops")
+        out += [f"  {op.describe()}" for op in shown]
+        out.append(f"  → register holds {self.state!r}; none of these can come next:")
+        out += [f"  ✗ {op.describe()}: {why}" for op, why in self.unplaced]
+        return out
+
+
+@dataclass(frozen=True)
+class LinearizabilityResult:
+    """The verdict over all keys: "illegal" if any key is, else "unknown" if any key timed out."""
+
+    verdict: KeyVerdict
+    per_key: dict[str, KeyVerdict]
+    counterexamples: dict[str, Counterexample]
+    ops_checked: int
+    counts: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+
+    @property
+    def counterexample(self) -> Counterexample | None:
+        """The counterexample of the first illegal key (by key order), if any."""
+        return next(iter(self.counterexamples.values()), None)
+
+    def as_check_result(self) -> CheckResult:
+        verdict = {"ok": "ok", "illegal": "violation", "unknown": "unknown"}[self.verdict]
+        lines = [line for ce in self.counterexamples.values() for line in ce.lines()]
+        timed_out = sorted(k for k, v in self.per_key.items() if v == "unknown")
+        if timed_out:
+            lines.append(f"undecided (timed out) keys: {timed_out[:20]}")
+        counts = {"ops_checked": self.ops_checked, "keys": len(self.per_key), **self.counts}
+        return CheckResult("linearizable", verdict, lines, counts)  # type: ignore[arg-type]
+
+
+def check_linearizable(
+    history: Iterable[Op],
+    *,
+    timeout: float = 10.0,
+    per_key_timeout: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> LinearizabilityResult:
+    """Check the put/get/cas/delete ops of ``history``; other kinds are ignored (counted).
+
+    Never longer than about ``timeout`` seconds of ``clock``.  Every key first gets up to
+    ``per_key_timeout`` (default ``timeout / 10``); keys still undecided then share what is
+    left, so one pathological key cannot hide an illegal one.  A key that runs out of time is
+    "unknown" — never "ok".  Raises ValueError on ops the workload recorded wrongly.
+    """
+    started = clock()
+    deadline = started + timeout
+    by_key, counts = _partition(history)
+    first_budget = timeout / 10 if per_key_timeout is None else per_key_timeout
+    per_key: dict[str, KeyVerdict] = {}
+    prefixes: dict[str, list[int]] = {}
+    for key in sorted(by_key):
+        limit = min(deadline, clock() + first_budget)
+        per_key[key], prefixes[key] = _search(by_key[key], limit, clock)
+    undecided = [k for k in sorted(by_key) if per_key[k] == "unknown"]
+    for n, key in enumerate(undecided):
+        share = (deadline - clock()) / (len(undecided) - n)
+        if share > first_budget:
+            per_key[key], prefixes[key] = _search(by_key[key], clock() + share, clock)
+    examples = {
+        key: _counterexample(key, by_key[key], prefixes[key])
+        for key in sorted(by_key)
+        if per_key[key] == "illegal"
+    }
+    verdicts = set(per_key.values())
+    verdict: KeyVerdict = (
+        "illegal" if "illegal" in verdicts else "unknown" if "unknown" in verdicts else "ok"
+    )
+    checked = sum(len(rops) for rops in by_key.values())
+    return LinearizabilityResult(verdict, per_key, examples, checked, counts, clock() - started)
+
+
+def _partition(history: Iterable[Op]) -> tuple[dict[str, list[RegisterOp]], dict[str, int]]:
+    """Register ops per key, plus counts of what was dropped and why."""
+    by_key: dict[str, list[RegisterOp]] = {}
+    counts = {"failed_dropped": 0, "unknown_reads_dropped": 0, "unknown_writes": 0, "ignored": 0}
+    for op in history:
+        if op.kind not in REGISTER_KINDS:
+            counts["ignored"] += 1
+            continue
+        rop = compile_op(op)
+        if rop is None:
+            counts["failed_dropped" if op.status == "fail" else "unknown_reads_dropped"] += 1
+            continue
+        counts["unknown_writes"] += rop.complete == math.inf
+        by_key.setdefault(rop.op.key or "", []).append(rop)
+    counts["unknown_writes_bounded"] = counts["unknown_writes_dropped"] = 0
+    for key, rops in by_key.items():
+        by_key[key], bounded, dropped = simplify(rops)
+        counts["unknown_writes_bounded"] += bounded
+        counts["unknown_writes_dropped"] += dropped
+    return by_key, counts
+
+
+def _linked_entries(rops: list[RegisterOp]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """The time-ordered entry list as arrays indexed by node (node 0 is the head).
+
+    Returns (next, prev, match, op index): ``match`` is the return node of a call node and -1
+    for a return node; the last node's next is -1.
+    """
+    order = sorted(
+        [(r.invoke, 0, i) for i, r in enumerate(rops)]
+        + [(r.complete, 1, i) for i, r in enumerate(rops)]
+    )
+    size = len(order) + 1
+    nxt = list(range(1, size)) + [-1]
+    prv = list(range(-1, size - 1))
+    match = [-1] * size
+    opidx = [-1] * size
+    call_node: dict[int, int] = {}
+    for node, (_, is_return, i) in enumerate(order, start=1):
+        opidx[node] = i
+        if is_return:
+            match[call_node[i]] = node
+        else:
+            call_node[i] = node
+    return nxt, prv, match, opidx
+
+
+def _search(
+    rops: list[RegisterOp], deadline: float, clock: Callable[[], float]
+) -> tuple[KeyVerdict, list[int]]:
+    """Search one key; returns the verdict and the longest linearized prefix (op indices)."""
+    nxt, prv, match, opidx = _linked_entries(rops)
+    state: Value = None
+    linearized = 0
+    seen: set[tuple[int, Value]] = set()
+    calls: list[tuple[int, Value]] = []
+    best: list[int] = []
+    node = nxt[0]
+    steps = 0
+    while nxt[0] != -1:
+        steps += 1
+        if not steps & _CHECK_EVERY and clock() > deadline:
+            return "unknown", best
+        ret = match[node]
+        if ret >= 0:  # a call entry: try to linearize its op now
+            legal, after = step(rops[opidx[node]], state)
+            if legal:
+                grown = linearized | (1 << opidx[node])
+                if (grown, after) not in seen:
+                    seen.add((grown, after))
+                    calls.append((node, state))
+                    state, linearized = after, grown
+                    _lift(nxt, prv, node, ret)
+                    node = nxt[0]
+                    continue
+            node = nxt[node]
+        else:  # a return entry: its op could not be placed; undo the last choice
+            if not calls:
+                return "illegal", best
+            if len(calls) > len(best):
+                best = [opidx[n] for n, _ in calls]
+            node, state = calls.pop()
+            linearized &= ~(1 << opidx[node])
+            _unlift(nxt, prv, node, match[node])
+            node = nxt[node]
+    return "ok", [opidx[n] for n, _ in calls]
+
+
+def _lift(nxt: list[int], prv: list[int], call: int, ret: int) -> None:
+    nxt[prv[call]] = nxt[call]
+    prv[nxt[call]] = prv[call]  # a call is always followed by at least its own return
+    nxt[prv[ret]] = nxt[ret]
+    if nxt[ret] != -1:
+        prv[nxt[ret]] = prv[ret]
+
+
+def _unlift(nxt: list[int], prv: list[int], call: int, ret: int) -> None:
+    nxt[prv[ret]] = ret
+    if nxt[ret] != -1:
+        prv[nxt[ret]] = ret
+    nxt[prv[call]] = call
+    prv[nxt[call]] = call
+
+
+def _counterexample(key: str, rops: list[RegisterOp], prefix: list[int]) -> Counterexample:
+    """Replay the longest prefix and name the ops that had to come next."""
+    state: Value = None
+    for i in prefix:
+        state = step(rops[i], state)[1]
+    placed = set(prefix)
+    rest = [i for i in range(len(rops)) if i not in placed]
+    first_return = min(rops[i].complete for i in rest)
+    due = sorted((i for i in rest if rops[i].invoke <= first_return), key=lambda i: rops[i].invoke)
+    return Counterexample(
+        key,
+        tuple(rops[i].op for i in prefix),
+        state,
+        tuple((rops[i].op, explain(rops[i], state)) for i in due),
+    )

@@ -1,0 +1,182 @@
+"""Faults as objects: ``name``, ``available(cluster)``, ``inject(cluster)``, ``heal(cluster)``.
+
+Every fault acts on real processes or real connections: kill -9 and restart, SIGSTOP/SIGCONT,
+proxies that drop or delay the bytes of one direction of a link.  ``inject`` returns a short
+description of what it did (the target), ``heal`` undoes it (restarts what it killed, resumes
+what it paused, lets bytes through again).  A fault is only chosen when it is available, e.g.
+"kill the leader" needs a leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from typing import Protocol
+
+from .cluster import ChaosCluster
+from .proxy import Delay
+
+__all__ = ["Fault", "FAULTS", "fault_names"]
+
+
+class Fault(Protocol):
+    name: str
+
+    async def available(self, cluster: ChaosCluster) -> bool: ...
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str: ...
+
+    async def heal(self, cluster: ChaosCluster) -> None: ...
+
+
+async def _leader(cluster: ChaosCluster) -> str | None:
+    return await cluster.leader()
+
+
+class _KillOne:
+    """kill -9 one replica (the leader or a follower); heal restarts it."""
+
+    def __init__(self, name: str, *, leader: bool) -> None:
+        self.name = name
+        self._leader = leader
+        self._victim: str | None = None
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return await _leader(cluster) is not None
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        leader = await _leader(cluster)
+        if self._leader:
+            victim = leader
+        else:
+            victim = rng.choice([n for n in cluster.names if n != leader])
+        assert victim is not None and cluster.store is not None
+        await asyncio.to_thread(cluster.store.kill, victim, signal.SIGKILL)
+        self._victim = victim
+        return victim
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        assert cluster.store is not None
+        if self._victim is not None:
+            await asyncio.to_thread(cluster.store.start, self._victim)
+            self._victim = None
+
+
+class _KillAll:
+    name = "kill-all"
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return True
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        store = cluster.store
+        assert store is not None
+        pids = [p for p in (store.pid(n) for n in cluster.names) if p is not None]
+        for pid in pids:  # all at once, like a power cut
+            os.kill(pid, signal.SIGKILL)
+        deadline = asyncio.get_running_loop().time() + 10
+        while any(store.pid(n) is not None for n in cluster.names):
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError("replicas still running 10 s after SIGKILL")
+            await asyncio.sleep(0.02)
+        return "all"
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        assert cluster.store is not None
+        for n in cluster.names:
+            await asyncio.to_thread(cluster.store.start, n)
+
+
+class _PauseLeader:
+    """SIGSTOP the leader for longer than an election timeout; heal sends SIGCONT."""
+
+    name = "pause-leader"
+
+    def __init__(self) -> None:
+        self._pid: int | None = None
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return await _leader(cluster) is not None
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        leader = await _leader(cluster)
+        assert leader is not None and cluster.store is not None
+        self._pid = cluster.store.pid(leader)
+        if self._pid is not None:
+            os.kill(self._pid, signal.SIGSTOP)
+        return leader
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+            self._pid = None
+
+
+class _Network:
+    """A network fault: a function that sets proxies, healed by letting everything through."""
+
+    def __init__(self, name: str, needs_leader: bool = True) -> None:
+        self.name = name
+        self._needs_leader = needs_leader
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return not self._needs_leader or await _leader(cluster) is not None
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        leader = await _leader(cluster)
+        names = cluster.names
+        others = [n for n in names if n != leader]
+        if self.name == "isolate-leader":
+            assert leader is not None
+            cluster.partition([leader], others)
+            return leader
+        if self.name == "split-minority-majority":
+            minority = [rng.choice(names)]
+            cluster.partition(minority, [n for n in names if n not in minority])
+            return f"{minority[0]} | {','.join(n for n in names if n not in minority)}"
+        if self.name == "asymmetric":
+            assert leader is not None
+            # The leader hears everyone; nobody hears the leader.
+            for n in others:
+                cluster.block(leader, n)
+            return f"{leader} unheard"
+        if self.name == "slow-links":
+            delay = Delay(rng.choice((0.05, 0.1, 0.2)))
+            for link in cluster.peer_links:
+                link.proxy.set(forward=delay, backward=delay)
+            return f"all peer links +{delay.seconds * 1000:.0f} ms"
+        if self.name == "client-cut":
+            for p in cluster.client_proxies.values():
+                p.set(forward="drop", backward="drop")
+            return "all client links"
+        raise ValueError(self.name)
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        cluster.heal_network()
+
+
+def _all() -> dict[str, Fault]:
+    faults: list[Fault] = [
+        _KillOne("kill-leader", leader=True),
+        _KillOne("kill-follower", leader=False),
+        _KillAll(),
+        _PauseLeader(),
+        _Network("isolate-leader"),
+        _Network("split-minority-majority", needs_leader=False),
+        _Network("asymmetric"),
+        _Network("slow-links", needs_leader=False),
+        _Network("client-cut", needs_leader=False),
+    ]
+    return {f.name: f for f in faults}
+
+
+FAULTS = _all
+
+
+def fault_names() -> list[str]:
+    return list(_all())

@@ -1,0 +1,58 @@
+"""The chaos suite against the real store: a short mixed run must find nothing, and each
+deliberately broken store must be caught by the checker that exists to catch it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from chaos.report import render_text, write_report
+from chaos.runner import run
+
+pytestmark = pytest.mark.integration
+
+SMOKE_SEED = 20261125
+
+
+def _verdicts(result) -> dict[str, str]:
+    return {c.name: c.verdict for c in result.checks}
+
+
+async def test_chaos_smoke_mixed_faults_find_no_violation(tmp_path: Path) -> None:
+    result = await run(scenario="all", duration=45, seed=SMOKE_SEED, workdir=tmp_path,
+                       progress=lambda _: None)
+    write_report(result, tmp_path / "report")
+    text = render_text(result)
+    assert not result.violations, text
+    v = _verdicts(result)
+    for name in ("linearizable", "lost_writes", "watches", "revisions_monotonic",
+                 "one_leader_per_term"):
+        assert v[name] == "ok", text
+    assert len(result.history.faults) >= 10, text
+    assert (tmp_path / "report" / "timeline.html").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("sabotage, scenario, caught_by", [
+    pytest.param("ack-before-commit", "kill-leader", "linearizable", id="ack-before-commit"),
+    pytest.param("stale-reads", "isolate-leader", "linearizable", id="stale-reads"),
+    pytest.param("watch-skip", "slow-links", "watches", id="watch-skip"),
+])
+async def test_a_broken_store_is_caught_by_the_right_checker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sabotage: str, scenario: str,
+    caught_by: str,
+) -> None:
+    monkeypatch.setenv("KETCH_ALLOW_SABOTAGE", "1")
+    result = await run(scenario=scenario, duration=12, seed=7, workdir=tmp_path,
+                       progress=lambda _: None, overrides={"extra": {"sabotage": sabotage}})
+    assert _verdicts(result)[caught_by] == "violation", render_text(result)
+
+
+def test_sabotage_needs_explicit_permission(tmp_path: Path) -> None:
+    from store.sabotage import sabotage_of
+
+    os.environ.pop("KETCH_ALLOW_SABOTAGE", None)
+    with pytest.raises(ValueError, match="KETCH_ALLOW_SABOTAGE"):
+        sabotage_of({"sabotage": "stale-reads"})
+    assert sabotage_of({}) is None

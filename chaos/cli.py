@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
              f"report in {report_dir}")
     result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
                              workdir=workdir, progress=progress, overrides=overrides or None,
-                             clients=args.clients))
+                             clients=args.clients, keys=args.keys,
+                             think=args.think_ms / 1000))
     write_report(result, report_dir)
     print()
     print(render_text(result))
@@ -70,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed)")
     p.add_argument("--report", help="directory for the report, history, timeline and logs")
     p.add_argument("--clients", type=int, default=6, help="key-value clients (default 6)")
+    p.add_argument("--keys", type=int, default=8, help="keys the clients contend on (default 8)")
+    p.add_argument("--think-ms", type=float, default=0.0,
+                   help="pause between a client's operations (long runs: keeps the history "
+                        "checkable)")
     p.add_argument("--no-truncation-fix", action="store_true",
                    help="run the store without its pysyncobj truncation workaround")
     p.add_argument("--sabotage", choices=("ack-before-commit", "stale-reads", "watch-skip"),

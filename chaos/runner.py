@@ -73,6 +73,8 @@ async def run(
     progress: Progress = print,
     overrides: dict[str, Any] | None = None,
     clients: int = 6,
+    keys: int = 8,
+    think: float = 0.0,
 ) -> RunResult:
     """Run one scenario for ``duration`` seconds of faults; the result and every artefact
     (cluster logs, data) stay in ``workdir``."""
@@ -81,7 +83,7 @@ async def run(
     rng = random.Random(seed)
     cluster = ChaosCluster(workdir / "cluster", seed=seed, overrides=overrides, progress=progress)
     history = History()
-    workload = Workload(cluster, history, seed=seed, clients=clients)
+    workload = Workload(cluster, history, seed=seed, clients=clients, keys=keys, think=think)
     notes: list[str] = []
     await cluster.start()
     try:
@@ -169,7 +171,8 @@ async def _read_all(cluster: ChaosCluster) -> dict[str, tuple[str | None, int | 
 
 
 def _check(history: History, final: dict[str, Any], workload: Workload) -> list[CheckResult]:
-    lin = check_linearizable(history, timeout=60.0)
+    # Budget the search by history size (a long run's history is large but "nice").
+    lin = check_linearizable(history, timeout=max(60.0, len(history) / 1000))
     return [
         lin.as_check_result(),
         lost_writes(history, final),

@@ -51,12 +51,13 @@ class Workload:
     """Runs until ``stop`` is set; everything it learns goes into ``history`` and the lists."""
 
     def __init__(self, cluster: ChaosCluster, history: History, *, seed: int,
-                 clients: int = 6, keys: int = 8) -> None:
+                 clients: int = 6, keys: int = 8, think: float = 0.0) -> None:
         self._cluster = cluster
         self.history = history
         self._rng = random.Random(seed)
         self._clients = clients
         self._keys = [f"{KEY_PREFIX}{i}" for i in range(keys)]
+        self._think = think  # seconds each client waits between operations
         self.leases: list[LeaseTrace] = []
         self.watch_errors: list[str] = []
         self.ops_done = 0
@@ -97,6 +98,8 @@ class Workload:
                 else:
                     await self._get(client, c, key, seen, serializable=True)
                 self.ops_done += 1
+                if self._think:
+                    await asyncio.sleep(self._think)
 
     async def _record(self, c: int, kind: str, key: str, input: dict[str, Any], call: Any,
                       *, write: bool) -> dict[str, Any] | None:

@@ -175,41 +175,91 @@ def _search(
     rops: list[RegisterOp], deadline: float, clock: Callable[[], float]
 ) -> tuple[KeyVerdict, list[int]]:
     """Search one key; returns the verdict and the longest linearized prefix (op indices)."""
-    nxt, prv, match, opidx = _linked_entries(rops)
-    state: Value = None
-    linearized = 0
-    seen: set[tuple[int, Value]] = set()
-    calls: list[tuple[int, Value]] = []
-    best: list[int] = []
-    node = nxt[0]
-    steps = 0
-    while nxt[0] != -1:
-        steps += 1
-        if not steps & _CHECK_EVERY and clock() > deadline:
-            return "unknown", best
-        ret = match[node]
-        if ret >= 0:  # a call entry: try to linearize its op now
-            legal, after = step(rops[opidx[node]], state)
-            if legal:
-                grown = linearized | (1 << opidx[node])
-                if (grown, after) not in seen:
-                    seen.add((grown, after))
-                    calls.append((node, state))
-                    state, linearized = after, grown
-                    _lift(nxt, prv, node, ret)
-                    node = nxt[0]
-                    continue
-            node = nxt[node]
-        else:  # a return entry: its op could not be placed; undo the last choice
-            if not calls:
-                return "illegal", best
-            if len(calls) > len(best):
-                best = [opidx[n] for n, _ in calls]
-            node, state = calls.pop()
-            linearized &= ~(1 << opidx[node])
-            _unlift(nxt, prv, node, match[node])
-            node = nxt[node]
-    return "ok", [opidx[n] for n, _ in calls]
+    return _Search(rops).run(deadline, clock)
+
+
+class _Search:
+    """The depth-first search over one key's entry list (see the module docstring).
+
+    On top of Porcupine: entering a configuration, a read-only op (`RegisterOp.read_only`)
+    that is callable and legal is linearized at once, and if that leads nowhere the
+    configuration itself is abandoned.  Sound and complete: in any valid completion that read
+    can be moved to the front — it does not change the value, and nothing still unplaced
+    returned before it was invoked, or its call would not be callable.  This keeps concurrent
+    reads from multiplying the subsets the memo must tell apart.
+    """
+
+    def __init__(self, rops: list[RegisterOp]) -> None:
+        self.rops = rops
+        self.nxt, self.prv, self.match, self.opidx = _linked_entries(rops)
+        self.read_only = [r.read_only for r in rops]
+        self.state: Value = None
+        self.linearized = 0
+        self.seen: set[tuple[int, Value]] = set()
+        self.calls: list[tuple[int, Value, bool]] = []  # (call node, state before, forced)
+        self.best: list[int] = []
+
+    def run(self, deadline: float, clock: Callable[[], float]) -> tuple[KeyVerdict, list[int]]:
+        nxt, match, opidx, rops = self.nxt, self.match, self.opidx, self.rops
+        node = self._enter()
+        steps = 0
+        while nxt[0] != -1:
+            steps += 1
+            if not steps & _CHECK_EVERY and clock() > deadline:
+                return "unknown", self.best
+            if node == -1:  # the configuration is known to be dead
+                node = self._backtrack()
+            elif match[node] < 0:  # a return entry: its op could not be placed
+                node = self._backtrack()
+            elif self.read_only[opidx[node]]:  # _enter found no legal read here
+                node = nxt[node]
+            else:
+                legal, after = step(rops[opidx[node]], self.state)
+                if legal and self._push(node, after, forced=False):
+                    node = self._enter()
+                else:
+                    node = nxt[node]
+            if node == -2:
+                return "illegal", self.best
+        return "ok", [opidx[n] for n, _, _ in self.calls]
+
+    def _enter(self) -> int:
+        """Force every callable legal read; the node to scan from, or -1 if this is dead."""
+        nxt, match, opidx, rops = self.nxt, self.match, self.opidx, self.rops
+        node = nxt[0]
+        while node != -1 and match[node] >= 0:
+            i = opidx[node]
+            if self.read_only[i] and step(rops[i], self.state)[0]:
+                if not self._push(node, self.state, forced=True):
+                    return -1
+                node = nxt[0]
+            else:
+                node = nxt[node]
+        return nxt[0]
+
+    def _push(self, node: int, after: Value, *, forced: bool) -> bool:
+        """Linearize the op of call ``node``; False if that configuration was explored."""
+        grown = self.linearized | (1 << self.opidx[node])
+        if (grown, after) in self.seen:
+            return False
+        self.seen.add((grown, after))
+        self.calls.append((node, self.state, forced))
+        self.state, self.linearized = after, grown
+        _lift(self.nxt, self.prv, node, self.match[node])
+        return True
+
+    def _backtrack(self) -> int:
+        """Undo choices up to the last unforced one; the node to resume at, -2 if none left."""
+        calls = self.calls
+        if len(calls) > len(self.best):
+            self.best = [self.opidx[n] for n, _, _ in calls]
+        while calls:
+            node, self.state, forced = calls.pop()
+            self.linearized &= ~(1 << self.opidx[node])
+            _unlift(self.nxt, self.prv, node, self.match[node])
+            if not forced:
+                return self.nxt[node]
+        return -2
 
 
 def _lift(nxt: list[int], prv: list[int], call: int, ret: int) -> None:

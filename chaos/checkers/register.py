@@ -51,6 +51,11 @@ class RegisterOp:
     invoke: float
     complete: float
 
+    @property
+    def read_only(self) -> bool:
+        """Whenever legal, it leaves the value as it was: an ok get, failed cas, no-op delete."""
+        return self.out is not FREE and (self.kind == "get" or self.out is False)
+
 
 def compile_op(op: Op) -> RegisterOp | None:
     """The register view of ``op``, or None when it says nothing about the register.

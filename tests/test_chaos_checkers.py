@@ -26,6 +26,7 @@ from chaos.checkers import (
     revisions_monotonic,
     watch_checker,
 )
+from chaos.checkers.register import compile_op, step
 from chaos.history import (
     FaultRecord,
     History,
@@ -310,6 +311,56 @@ def test_read_of_a_never_written_value_is_illegal(plan: list[Any], pick: int) ->
     result = check_linearizable(sim.ops, timeout=20)
     assert result.verdict == "illegal" and result.per_key[bad.key or ""] == "illegal"
     assert result.counterexample is not None and bad not in result.counterexample.prefix
+
+
+VALUES = st.sampled_from(["a", "b", None])
+RANDOM_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["put", "get", "cas", "delete"]),
+        VALUES,
+        VALUES,
+        st.booleans(),
+        st.integers(0, 6),
+        st.integers(0, 4),
+        st.sampled_from(["ok", "ok", "ok", "unknown", "fail"]),
+    ),
+    max_size=7,
+)
+
+
+def random_op(n: int, kind: str, v: Any, w: Any, flag: bool, t: int, d: int, status: str) -> Op:
+    end = None if status == "unknown" and flag else float(t + d)
+    out: dict[str, Any] = {
+        "get": {"value": v},
+        "cas": {"succeeded": flag},
+        "delete": {"deleted": int(flag)},
+        "put": {},
+    }[kind]
+    inp = {"put": {"value": v or "a"}, "cas": {"expected": v, "value": w or "b"}}.get(kind, {})
+    return Op(n, n, kind, "k", inp, float(t), end, status, out)  # type: ignore[arg-type]
+
+
+def brute_force(history: list[Op]) -> bool:
+    """Some order of the ops that happened respects real time and the register."""
+    rops = [r for r in map(compile_op, history) if r is not None]
+    for order in itertools.permutations(rops):
+        state, legal = None, True
+        for i, r in enumerate(order):
+            legal, state = step(r, state)
+            if not legal or any(later.complete < r.invoke for later in order[i + 1 :]):
+                legal = False
+                break
+        if legal:
+            return True
+    return False
+
+
+@settings(max_examples=600, deadline=None)
+@given(raw=RANDOM_OPS)
+def test_search_agrees_with_brute_force(raw: list[Any]) -> None:
+    history = [random_op(n, *item) for n, item in enumerate(raw)]
+    expected = "ok" if brute_force(history) else "illegal"
+    assert check_linearizable(history, timeout=20).verdict == expected
 
 
 def test_nice_history_of_two_thousand_ops() -> None:

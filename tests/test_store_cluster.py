@@ -237,3 +237,55 @@ async def test_a_lease_expires_after_its_ttl_and_takes_its_keys(cluster: LocalCl
         assert (await c.lease_timetolive(short["id"]))["ttl"] == -1
         await c.lease_revoke(kept["id"])
         assert not (await c.get(b"l/kept"))["kvs"]
+
+
+async def test_a_watch_may_start_at_a_future_revision(cluster: LocalCluster) -> None:
+    """Found by `ketch chaos run --scenario all --duration 20 --seed 1`: a watch resuming on
+    a replica that had not yet applied its start revision failed with FutureRevision; like
+    etcd, it must wait for those revisions instead."""
+    async with cluster.client() as c:
+        now = (await c.put(b"f/0", b"0"))["header"]["revision"]
+        seen: list[int] = []
+
+        async def consume() -> None:
+            async for frame in c.watch(b"f/", range_end=b"f0", start_revision=now + 3):
+                seen.extend(e["kv"]["mod_revision"] for e in frame.get("events", ()))
+                if len(seen) >= 2:
+                    return
+
+        task = asyncio.create_task(consume())
+        for i in range(1, 5):
+            await c.put(f"f/{i}".encode(), b"x")
+        await asyncio.wait_for(task, 20)
+    assert seen == [now + 3, now + 4]
+
+
+def test_a_replica_with_open_watches_stops_promptly_on_sigterm(cluster: LocalCluster) -> None:
+    """Found while building the CLI: with a watch stream open, SIGTERM left the replica
+    waiting for the stream's handler; `ketch store down` then had to SIGKILL it."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def watch_forever() -> None:
+        async def go() -> None:
+            async with cluster.client(timeout=2.0) as c:
+                c._ends.urls[:] = [cluster._member("s1").client]  # noqa: SLF001
+                async for _ in c.watch(b"w", start_revision=1):
+                    if stop.is_set():
+                        return
+
+        try:
+            asyncio.run(go())
+        except Exception:  # the replica goes away under it; that is the point
+            pass
+
+    t = threading.Thread(target=watch_forever, daemon=True)
+    t.start()
+    time.sleep(1.0)  # scenario set-up: the stream must be open before the signal
+    started = time.monotonic()
+    cluster.kill("s1", signal.SIGTERM)  # waits until the process is gone (or 10 s)
+    assert time.monotonic() - started < 1.5  # under the 2 s handler shutdown timeout
+    assert cluster.pid("s1") is None
+    stop.set()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import itertools
 import json
 import threading
 import time
@@ -162,9 +161,10 @@ class LeaseRecord:
     """One lease's life as the workload saw it (times on the history clock).
 
     ``keepalive_invokes`` lists only ACKNOWLEDGED keepalives (an unknown one may not have been
-    applied, so counting it could accuse the store wrongly).  ``expired_observed_at`` is the
-    first time the workload saw the lease's keys gone (watch delete or a read of absence), or
-    None if it never did.
+    applied, so counting it could accuse the store wrongly).  ``expired_observed_at`` is when
+    the workload first learned the keys were gone — the COMPLETION time of the read that found
+    them absent, or the arrival of the delete event — so the expiry happened at or before it;
+    None if it never saw them go.
     """
 
     lease_id: int
@@ -184,7 +184,7 @@ class History:
     def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._ids = itertools.count()
+        self._next_id = 0
         self._ops: dict[int, Op] = {}
         self.watches: list[WatchRecord] = []
         self.faults: list[FaultRecord] = []
@@ -206,7 +206,7 @@ class History:
         """Record the start of an op (status "unknown" until completed) and return its id."""
         t = self._clock() if at is None else at
         with self._lock:
-            op_id = next(self._ids)
+            op_id, self._next_id = self._next_id, self._next_id + 1
             self._ops[op_id] = Op(op_id, client, kind, key, dict(input or {}), t)
         return op_id
 
@@ -235,7 +235,7 @@ class History:
             if op.id in self._ops:
                 raise ValueError(f"duplicate op id {op.id}")
             self._ops[op.id] = op
-            self._ids = itertools.count(max(self._ops) + 1)
+            self._next_id = max(self._next_id, op.id + 1)
 
     @classmethod
     def from_ops(cls, ops: Iterable[Op]) -> History:

@@ -84,8 +84,11 @@ def delete(deleted: int | None, t0: float, t1: float | None, **kw: Any) -> Op:
     return op("delete", t0, t1, "unknown" if deleted is None else "ok", out=out, **kw)
 
 
-def hard_history(n: int = 12) -> list[Op]:
-    """n overlapping puts and n overlapping reads of them, then two contradicting reads."""
+def hard_history(n: int = 16) -> list[Op]:
+    """n overlapping puts and n overlapping reads of them, then two contradicting reads.
+
+    Deciding it takes about 0.3 s for n = 12 and grows ~5x per 2 more (so ~10 s at 16).
+    """
     block = [put(f"v{i}", 0, 10, client=i) for i in range(n)]
     block += [get(f"v{i}", 0, 10, client=n + i) for i in range(n)]
     return ops(*block, get("v0", 11, 12), get("v1", 13, 14))
@@ -107,13 +110,15 @@ def simulate(plan: list[tuple[int, str, int, int, int, int, str, bool]]) -> Simu
     """Run ``plan`` = [(client, kind, key, gap, to_effect, to_return, outcome, cas_hit)]."""
     clock: dict[int, int] = {}
     timed = []
-    for n, (client, kind, key, gap, to_effect, to_return, outcome, hit) in enumerate(plan):
+    for n, (client, kind, key_no, gap, to_effect, to_return, outcome, hit) in enumerate(plan):
         invoke = clock.get(client, 0) + gap
         at = invoke + to_effect
         clock[client] = at + to_return
-        timed.append((at, n, client, kind, f"k{key}", invoke, at + to_return, outcome, hit))
+        timed.append((at, n, client, kind, f"k{key_no}", invoke, at + to_return, outcome, hit))
     state: dict[str, tuple[Any, int]] = {}
-    revision, result, events = 1, [], []
+    revision = 1
+    result: list[Op] = []
+    events: list[WatchEvent] = []
     for at, n, client, kind, key, invoke, complete, outcome, hit in sorted(timed):
         applied = outcome in ("ok", "unknown_applied")
         current = state.get(key, (None, 0))[0]
@@ -234,6 +239,24 @@ LINEARIZABLE = [
     ),
     pytest.param(
         ops(put("a", 0, 1), get("b", 2, 3, status="unknown")), "ok", id="unknown-get-unconstrained"
+    ),
+    pytest.param(
+        ops(put("a", 0, 1), put("b", 2, 3, "unknown"), get("b", 5, 6), get("a", 7, 8)),
+        "illegal",
+        id="unknown-put-seen-then-stale",
+    ),
+    pytest.param(
+        ops(put("a", 0, None, "unknown"), delete(1, 2, 3)), "ok", id="unknown-put-shown-by-delete"
+    ),
+    pytest.param(
+        ops(put("x", 0, 1), put("a", 2, None, "unknown"), cas("x", "y", False, 3, 4)),
+        "ok",
+        id="unknown-put-shown-by-failed-cas",
+    ),
+    pytest.param(
+        ops(put("a", 0, 1), put("b", 2, 3, "unknown"), put("b", 9, 10), get("b", 5, 6)),
+        "ok",
+        id="unknown-put-of-a-value-written-twice",
     ),
     pytest.param(
         ops(put("a", 0, 1, key="x"), get("a", 2, 3, key="x"), put("b", 0, 1), get("a", 2, 3)),

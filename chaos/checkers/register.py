@@ -135,7 +135,9 @@ def simplify(rops: list[RegisterOp]) -> tuple[list[RegisterOp], int, int]:
     for r in rops:
         if r.out is not FREE and (r.kind == "get" or (r.kind == "cas" and r.out)):
             observed.setdefault(r.out if r.kind == "get" else r.arg, []).append(r.complete)
-        if r.out is not FREE and ((r.kind == "cas" and not r.out) or (r.kind == "delete" and r.out)):
+        if r.out is not FREE and (
+            (r.kind == "cas" and not r.out) or (r.kind == "delete" and r.out)
+        ):
             presence_seen = max(presence_seen, r.complete)
     kept: list[RegisterOp] = []
     bounded = dropped = 0

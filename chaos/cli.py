@@ -16,7 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["register"]
+__all__ = ["register", "PYSYNCOBJ_PIPELINE"]
+
+# pysyncobj's defaults, under which its truncation bug loses acknowledged writes.
+PYSYNCOBJ_PIPELINE = {"raft_batch_bytes": 65536, "max_inflight_entries": 512,
+                      "max_entry_commands": 1}
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -35,6 +39,8 @@ def _run(args: argparse.Namespace) -> int:
     overrides = {}
     if args.no_truncation_fix:
         overrides["raft_fixes"] = False
+    if args.pipeline == "pysyncobj":
+        overrides.update(PYSYNCOBJ_PIPELINE)
     if args.sabotage:
         os.environ["KETCH_ALLOW_SABOTAGE"] = "1"
         overrides["extra"] = {"sabotage": args.sabotage}
@@ -48,7 +54,7 @@ def _run(args: argparse.Namespace) -> int:
     result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
                              workdir=workdir, progress=progress, overrides=overrides or None,
                              clients=args.clients, keys=args.keys,
-                             think=args.think_ms / 1000))
+                             think=args.think_ms / 1000, flood=args.flood))
     write_report(result, report_dir)
     print()
     print(render_text(result))
@@ -77,6 +83,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "checkable)")
     p.add_argument("--no-truncation-fix", action="store_true",
                    help="run the store without its pysyncobj truncation workaround")
+    p.add_argument("--pipeline", choices=("ketch", "pysyncobj"), default="ketch",
+                   help="Raft pipelining: ketch's (big entries, default) or pysyncobj's own "
+                        "(64 KiB messages, one command per entry, hundreds in flight)")
+    p.add_argument("--flood", type=int, default=0,
+                   help="extra writers of unique keys, one request per put (deep pipelines)")
     p.add_argument("--sabotage", choices=("ack-before-commit", "stale-reads", "watch-skip"),
                    help="run a deliberately broken store (to see the checkers catch it)")
     p.set_defaults(func=_run)

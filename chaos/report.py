@@ -31,6 +31,11 @@ def _pct(values: list[float], q: float) -> float | None:
     return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
 
 
+def _clip(line: str, limit: int = 240) -> str:
+    """Violation lines quote values, which can be kilobytes long: keep a line readable."""
+    return line if len(line) <= limit else line[: limit - 15] + f"… (+{len(line) - limit + 15} chars)"
+
+
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.0f} ms"
 
@@ -80,7 +85,7 @@ def render_text(r: RunResult) -> str:
         extra = ", ".join(f"{k} {v}" for k, v in sorted(c.counts.items()))
         lines.append(f"  {c.name:<24} {c.verdict.upper():<10} {extra}")
         for v in c.violations[:10]:
-            lines.append(f"      ! {v}")
+            lines.append(f"      ! {_clip(v)}")
     g = s["leader_kill_write_gap_ms"]
     rec = s["recovery_after_heal_ms"]
     lines.append("")

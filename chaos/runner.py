@@ -29,7 +29,7 @@ from .checkers import (
 from .cluster import ChaosCluster
 from .faults import FAULTS
 from .history import FaultRecord, History
-from .workload import KEY_PREFIX, KEY_RANGE_END, Workload
+from .workload import FLOOD_PREFIX, FLOOD_RANGE_END, KEY_PREFIX, KEY_RANGE_END, Workload
 
 __all__ = ["SCENARIOS", "RunResult", "run"]
 
@@ -75,6 +75,7 @@ async def run(
     clients: int = 6,
     keys: int = 8,
     think: float = 0.0,
+    flood: int = 0,
 ) -> RunResult:
     """Run one scenario for ``duration`` seconds of faults; the result and every artefact
     (cluster logs, data) stay in ``workdir``."""
@@ -83,7 +84,8 @@ async def run(
     rng = random.Random(seed)
     cluster = ChaosCluster(workdir / "cluster", seed=seed, overrides=overrides, progress=progress)
     history = History()
-    workload = Workload(cluster, history, seed=seed, clients=clients, keys=keys, think=think)
+    workload = Workload(cluster, history, seed=seed, clients=clients, keys=keys, think=think,
+                        flood=flood)
     notes: list[str] = []
     await cluster.start()
     try:
@@ -157,17 +159,32 @@ async def _final_state(cluster: ChaosCluster, notes: list[str],
 
 
 async def _read_all(cluster: ChaosCluster) -> dict[str, tuple[str | None, int | None]]:
+    state: dict[str, tuple[str | None, int | None]] = {}
+    async with cluster.direct_client(timeout=10.0) as client:
+        for lo, hi in ((KEY_PREFIX, KEY_RANGE_END), (FLOOD_PREFIX, FLOOD_RANGE_END)):
+            state.update(await _read_range(client, lo.encode(), hi.encode()))
+    return state
+
+
+async def _read_range(client: Any, lo: bytes, hi: bytes) -> dict[str, tuple[str, int]]:
+    """Every key in [lo, hi) at one revision, in pages; retried until a leader answers."""
     deadline = time.monotonic() + 60
-    async with cluster.direct_client(timeout=5.0) as client:
-        while True:
-            try:
-                got = await client.get(KEY_PREFIX.encode(), range_end=KEY_RANGE_END.encode())
-                return {kv["key"].decode(): (kv["value"].decode(), kv["mod_revision"])
-                        for kv in got["kvs"]}
-            except errors.StoreError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
+    out: dict[str, tuple[str, int]] = {}
+    start, revision = lo, 0
+    while True:
+        try:
+            got = await client.get(start, range_end=hi, limit=2000, revision=revision)
+        except errors.StoreError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+            continue
+        revision = revision or got["header"]["revision"]
+        for kv in got["kvs"]:
+            out[kv["key"].decode()] = (kv["value"].decode(), kv["mod_revision"])
+        if not got["more"]:
+            return out
+        start = got["kvs"][-1]["key"] + b"\0"
 
 
 def _check(history: History, final: dict[str, Any], workload: Workload) -> list[CheckResult]:

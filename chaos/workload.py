@@ -25,10 +25,13 @@ from store.client import StoreClient
 from .cluster import ChaosCluster
 from .history import History, LeaderObservation, LeaseRecord, RevisionObservation, WatchRecord
 
-__all__ = ["Workload", "LeaseTrace", "KEY_PREFIX", "KEY_RANGE_END"]
+__all__ = ["Workload", "LeaseTrace", "KEY_PREFIX", "KEY_RANGE_END", "FLOOD_PREFIX",
+           "FLOOD_RANGE_END"]
 
 KEY_PREFIX = "k/"
 KEY_RANGE_END = "k0"  # [k/, k0) is every workload key
+FLOOD_PREFIX = "f/"
+FLOOD_RANGE_END = "f0"
 LEASE_PREFIX = "lease/"
 
 
@@ -51,13 +54,14 @@ class Workload:
     """Runs until ``stop`` is set; everything it learns goes into ``history`` and the lists."""
 
     def __init__(self, cluster: ChaosCluster, history: History, *, seed: int,
-                 clients: int = 6, keys: int = 8, think: float = 0.0) -> None:
+                 clients: int = 6, keys: int = 8, think: float = 0.0, flood: int = 0) -> None:
         self._cluster = cluster
         self.history = history
         self._rng = random.Random(seed)
         self._clients = clients
         self._keys = [f"{KEY_PREFIX}{i}" for i in range(keys)]
         self._think = think  # seconds each client waits between operations
+        self._flood = flood  # extra writers of unique 1 KiB keys (deep Raft pipelines)
         self.leases: list[LeaseTrace] = []
         self.watch_errors: list[str] = []
         self.ops_done = 0
@@ -71,6 +75,8 @@ class Workload:
                 tg.create_task(self._watcher(w, stop))
             tg.create_task(self._lease_client(stop))
             tg.create_task(self._observer(stop))
+            if self._flood:
+                tg.create_task(self._flood_writers(stop))
 
     # --- key-value clients ---------------------------------------------------------------------
 
@@ -172,6 +178,24 @@ class Workload:
         out = await self._record(c, kind, key, inp, call(), write=False)
         if out is not None:
             seen[key] = out["value"]
+
+    async def _flood_writers(self, stop: asyncio.Event) -> None:
+        """Many writers of unique keys under FLOOD_PREFIX, one request per put: with
+        pysyncobj's pipelining this keeps hundreds of entries in flight per follower."""
+        value = "v" * 1000
+        async with self._cluster.proxied_client(timeout=5.0, coalesce=False) as client, \
+                asyncio.TaskGroup() as tg:
+            for w in range(self._flood):
+                tg.create_task(self._flood_one(client, 1000 + w, value, stop))
+
+    async def _flood_one(self, client: StoreClient, c: int, value: str,
+                         stop: asyncio.Event) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            key = f"{FLOOD_PREFIX}{c}/{n}"
+            await self._put(client, c, key, value, {})
+            self.ops_done += 1
 
     # --- watchers, leases, observers ------------------------------------------------------------
 

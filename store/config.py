@@ -48,6 +48,12 @@ class ReplicaConfig:
     compaction_retention: int = 100_000
     progress_interval: float = 5.0
     raft_routes: dict[str, str] = field(default_factory=dict)
+    # Raft pipelining.  The defaults favour big entries (group commit); pysyncobj's own
+    # defaults (64 KiB messages, one command per entry, many in flight) are what its
+    # truncation bug needs, so the chaos suite sets them to prove it catches that bug.
+    raft_batch_bytes: int = 8 * 2**20
+    max_inflight_entries: int = 1
+    max_entry_commands: int = 0  # 0: no limit
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -52,7 +52,8 @@ class StoreNode:
             on_state_changed=self._state_from_raft,
             on_reset=self._reset_from_raft,
         )
-        self.proposer = Proposer(self.replica, loop)
+        self.proposer = Proposer(self.replica, loop, max_inflight=cfg.max_inflight_entries,
+                                 max_entry_commands=cfg.max_entry_commands)
         self.hub = WatchHub(self._history)
         self.sabotage = sabotage_of(cfg.extra)
         if self.sabotage == "ack-before-commit":

@@ -58,12 +58,14 @@ class Proposer:
         *,
         max_inflight: int = 1,
         max_entry_bytes: int = 4 * 2**20,
+        max_entry_commands: int = 0,
         timeout: float = 5.0,
     ) -> None:
         self._replica = replica
         self._loop = loop
         self._max_inflight = max_inflight
         self._max_bytes = max_entry_bytes
+        self._max_commands = max_entry_commands or 1 << 30
         self.timeout = timeout
         self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
         self._pending_bytes = 0
@@ -138,7 +140,7 @@ class Proposer:
     def _send_one(self) -> None:
         take, size = 0, 0
         for enc, _ in self._pending:
-            if take and size + len(enc) > self._max_bytes:
+            if take and (size + len(enc) > self._max_bytes or take >= self._max_commands):
                 break
             take += 1
             size += len(enc)

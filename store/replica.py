@@ -318,7 +318,7 @@ class Replica:
             leaderFallbackTimeout=hi,
             connectionTimeout=max(2.0, 3 * hi),
             connectionRetryTime=0.2,
-            appendEntriesBatchSizeBytes=8 * 2**20,
+            appendEntriesBatchSizeBytes=cfg.raft_batch_bytes,
             sendBufferSize=4 * 2**20,
             recvBufferSize=4 * 2**20,
             logCompactionMinEntries=50_000,

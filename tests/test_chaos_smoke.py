@@ -56,3 +56,27 @@ def test_sabotage_needs_explicit_permission(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="KETCH_ALLOW_SABOTAGE"):
         sabotage_of({"sabotage": "stale-reads"})
     assert sabotage_of({}) is None
+
+
+@pytest.mark.parametrize("fixes, expect_lost", [
+    pytest.param(False, True, id="workaround-off-loses-acknowledged-writes"),
+    pytest.param(True, False, id="workaround-on-loses-nothing"),
+])
+async def test_the_pysyncobj_truncation_bug_is_caught_when_the_workaround_is_off(
+    tmp_path: Path, fixes: bool, expect_lost: bool,
+) -> None:
+    """With pysyncobj's own pipelining (64 KiB messages, one command per entry, hundreds in
+    flight) and 256 writers, the unpatched store loses acknowledged writes within the first
+    one or two leader kills (seen: 138, 76, 182 lost at kill 1-2); the patched one loses none."""
+    from chaos.cli import PYSYNCOBJ_PIPELINE
+
+    overrides = {**PYSYNCOBJ_PIPELINE, "raft_fixes": fixes}
+    result = await run(scenario="kill-leader", duration=14, seed=3, workdir=tmp_path,
+                       progress=lambda _: None, overrides=overrides, flood=256, clients=2)
+    verdict = _verdicts(result)["lost_writes"]
+    kills = sum(1 for f in result.history.faults if f.name == "kill-leader")
+    assert kills >= 2, render_text(result)
+    if expect_lost:
+        assert verdict == "violation", render_text(result)
+    else:
+        assert not result.violations, render_text(result)

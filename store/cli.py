@@ -268,6 +268,19 @@ async def _member_list(client: StoreClient, args: argparse.Namespace) -> int:
     return 0
 
 
+@_command
+def _member_add(args: argparse.Namespace) -> int:
+    name = _cluster(args).add_member(progress=lambda line: print(line, flush=True))
+    print(f"{name} joined; `ketch store status --dir {args.dir}` shows it catching up")
+    return 0
+
+
+@_command
+def _member_remove(args: argparse.Namespace) -> int:
+    _cluster(args).remove_member(args.name, progress=lambda line: print(line, flush=True))
+    return 0
+
+
 # --- argparse ------------------------------------------------------------------------------
 
 
@@ -361,3 +374,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("rev", type=int, metavar="REV")
     member = _group(sub, "member", "the cluster's members")
     cmd(member, "list", _with_client(_member_list), "name, raft address, client URL of each")
+    cmd(member, "add", _member_add, "start one more replica and add it to the cluster")
+    p = cmd(member, "remove", _member_remove, "remove a replica (not the leader) and stop it")
+    p.add_argument("name", metavar="NAME")

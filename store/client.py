@@ -183,6 +183,16 @@ class StoreClient:
         """``{"members": [{"name", "raft", "client"}]}`` as a replica sees the cluster."""
         return await self._t.rpc("/v1/members")
 
+    async def member_add(self, name: str, raft: str, client: str) -> dict[str, Any]:
+        """Add a member (the leader changes the Raft configuration, then records the list);
+        ``{"members"}``.  Start the new replica's process with the new member list."""
+        body = {"name": name, "raft": raft, "client": client}
+        return await self._t.rpc("/v1/members/add", body, write=True)
+
+    async def member_remove(self, name: str) -> dict[str, Any]:
+        """Remove a member (not the current leader); ``{"members"}``."""
+        return await self._t.rpc("/v1/members/remove", {"name": name}, write=True)
+
     async def status(self, endpoint: str | None = None) -> dict[str, Any]:
         """``/v1/status`` of ``endpoint`` only (no retries), or of the first replica that
         answers.  The leader it names becomes the preferred endpoint."""

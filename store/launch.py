@@ -334,6 +334,50 @@ class LocalCluster:
         """A StoreClient for this cluster as store-client (create and use it in one loop)."""
         return StoreClient(self.client_urls, tls=self.client_tls, **kwargs)
 
+    def add_member(self, progress: Progress = print) -> str:
+        """Grow the running cluster by one replica: ports and certificates for it, the
+        membership change through the leader, then its process.  Returns its name."""
+        import asyncio
+
+        layout = self._load()
+        names = {m["name"] for m in layout["members"]}
+        name = next(f"s{i}" for i in range(1, 100) if f"s{i}" not in names)
+        client_port, raft_port = _free_ports(self._host, 2)
+        h = f"[{self._host}]" if ":" in self._host else self._host
+        new = {"name": name, "client": f"https://{h}:{client_port}",
+               "raft": f"{self._host}:{raft_port}"}
+        init_cluster_certs(self.certs_dir, replicas=[*sorted(names), name])
+
+        async def change() -> None:
+            async with self.client() as c:
+                await c.member_add(name, new["raft"], new["client"])
+
+        asyncio.run(change())
+        layout["members"].append(new)
+        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+        progress(f"{name}: added to the Raft configuration (raft {new['raft']})")
+        self.start(name, progress)
+        return name
+
+    def remove_member(self, name: str, progress: Progress = print) -> None:
+        """Shrink the cluster: the leader removes ``name`` from the Raft configuration, then
+        its process stops (its data directory stays).  The leader cannot remove itself."""
+        import asyncio
+
+        self._member(name)
+
+        async def change() -> None:
+            async with self.client() as c:
+                await c.member_remove(name)
+
+        asyncio.run(change())
+        progress(f"{name}: removed from the Raft configuration")
+        if self.pid(name) is not None:
+            self._stop([name], progress)
+        layout = self._load()
+        layout["members"] = [m for m in layout["members"] if m["name"] != name]
+        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+
     def prepare(self, progress: Progress = _quiet) -> dict[str, Any]:
         """Create DIR and DIR/cluster.json (members and ports) if missing; start nothing."""
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,7 @@ class Machine:
     ``dedup_seqs`` / ``dedup_clients`` size the exactly-once window (docs/store-api.md).
     """
 
-    __slots__ = ("_dedup", "_events", "_kv", "_leases")
+    __slots__ = ("_dedup", "_events", "_kv", "_leases", "members")
 
     def __init__(
         self,
@@ -119,6 +119,8 @@ class Machine:
         self._leases = LeaseTable()
         self._events = EventLog(event_history)
         self._dedup = _Dedup(dedup_seqs, dedup_clients)
+        # The member list as last changed at runtime (None: as the replicas' config says).
+        self.members: list[dict[str, str]] | None = None
 
     @property
     def revision(self) -> int:
@@ -292,6 +294,10 @@ class Machine:
         self._events.trim(rev)
         return {"header": _header(self.revision)}, []
 
+    def _members(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
+        self.members = c["members"]
+        return {"header": _header(self.revision), "members": self.members}, []
+
     def _barrier(self, c: dict[str, Any]) -> tuple[dict[str, Any], list[Event]]:
         return {"header": _header(self.revision)}, []
 
@@ -347,6 +353,7 @@ class Machine:
             "kv": self._kv.dump(),
             "leases": self._leases.dump(),
             "events": self._events.dump(),
+            "members": self.members,
             "dedup": {
                 "max_seqs": self._dedup.max_seqs,
                 "max_clients": self._dedup.max_clients,
@@ -366,6 +373,7 @@ class Machine:
         m._leases = LeaseTable.load(d["leases"])
         m._events = EventLog.load(d["events"])
         m._dedup.load(dd["clients"])
+        m.members = d.get("members")
         return m
 
 
@@ -379,4 +387,5 @@ _APPLY: dict[str, Callable[[Machine, dict[str, Any]], tuple[Any, list[Event]]]] 
     "compact": Machine._compact,
     "barrier": Machine._barrier,
     "batch": Machine._batch,
+    "members": Machine._members,
 }

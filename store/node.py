@@ -15,10 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import errors
-from .config import ReplicaConfig
+from .config import Member, ReplicaConfig
 from .kv import Event
 from .proposing import Proposer
-from .replica import Replica
+from .replica import RESULT_OK, RESULT_UNKNOWN, Replica
 from .sabotage import WATCH_SKIP_EVERY, sabotage_of
 from .watching import WatchHub
 
@@ -160,11 +160,55 @@ class StoreNode:
         if rev - compacted > keep + keep // 10:
             await self.proposer.write({"t": "compact", "revision": rev - keep})
 
+    # --- membership ------------------------------------------------------------------------------
+
+    def members(self) -> list[Member]:
+        """The members as last changed at runtime, else as this replica's config says."""
+        recorded = self.read(lambda m: m.members)
+        return [Member(**m) for m in recorded] if recorded else list(self.cfg.members)
+
+    async def change_members(self, op: str, member: Member) -> list[dict[str, str]]:
+        """Add or remove a member: first the Raft configuration (pysyncobj's one-at-a-time
+        change, as a CBOR entry), then the replicated member list.  Leader only."""
+        if not self.replica.is_leader:
+            st = self.status()
+            raise errors.NotLeader("membership changes go to the leader", leader=st["leader_client"])
+        current = self.members()
+        if op == "add":
+            if any(m.name == member.name or m.raft == member.raft for m in current):
+                raise errors.InvalidRequest(f"member {member.name} ({member.raft}) already exists")
+            new, address = [*current, member], member.raft
+        else:
+            gone = next((m for m in current if m.name == member.name), None)
+            if gone is None:
+                raise errors.KeyNotFound(f"no member named {member.name}")
+            if gone.name == self.cfg.name:
+                raise errors.InvalidRequest(
+                    f"{gone.name} is the leader and cannot remove itself: stop it so another "
+                    "member takes over, then remove it")
+            new = [m for m in current if m.name != gone.name]
+            address = self.cfg.dial_address(gone) if gone in self.cfg.peers else gone.raft
+        done: asyncio.Future[str] = self.loop.create_future()
+        self.replica.change_membership(
+            "add" if op == "add" else "rem", address,
+            lambda outcome, _result: done.done() or done.set_result(outcome))
+        outcome = await asyncio.wait_for(done, self.proposer.timeout)
+        if outcome == RESULT_UNKNOWN:
+            raise errors.OutcomeUnknown("the leader changed during the membership change")
+        if outcome != RESULT_OK:
+            raise errors.Unavailable("membership change refused: another change may be pending")
+        wire = [{"name": m.name, "raft": m.raft, "client": m.client} for m in new]
+        await self.proposer.write({"t": "members", "members": wire})
+        return wire
+
     # --- status ------------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         raft = self.replica.raft_status()
-        leader = self._by_raft.get(raft["leader_raft"]) if raft["leader_raft"] else None
+        members = self.members()
+        by_raft = {m.raft: m for m in members}
+        by_raft.update(self._by_raft)
+        leader = by_raft.get(raft["leader_raft"]) if raft["leader_raft"] else None
         if raft["is_leader"]:
             leader = self.cfg.me
         rev, compacted = self.read(lambda m: (m.revision, m.compact_revision))
@@ -180,7 +224,7 @@ class StoreNode:
             "applied_index": raft["applied_index"],
             "revision": rev,
             "compact_revision": compacted,
-            "members": [{"name": m.name, "raft": m.raft, "client": m.client} for m in self.cfg.members],
+            "members": [{"name": m.name, "raft": m.raft, "client": m.client} for m in members],
             "healthy": leader is not None,
             "watchers": self.hub.count,
             "fsync": self.cfg.fsync,

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 KETCH_ENTRY = 0x4B  # our log entry type byte ('K'); pysyncobj's own types are 0..3
 _NO_OP = 1  # pysyncobj's _COMMAND_TYPE.NO_OP
+_MEMBERSHIP = 2  # pysyncobj's _COMMAND_TYPE.MEMBERSHIP (ours carry CBOR, not pickle)
 
 RESULT_OK = "ok"
 RESULT_UNKNOWN = "unknown"  # the entry may still commit (leader changed, timeout)
@@ -216,10 +217,17 @@ class _PatchedSyncObj(SyncObj):
                 # A (possibly stale) success ack must not rewind what was already sent.
                 self._SyncObj__raftNextIndex[node] = before
             return None
+        conf = self._SyncObj__conf
+        dynamic = conf.dynamicMembershipChange
+        if self._ketch_keep_tail:
+            # pysyncobj would "roll back" membership entries it is about to truncate; the
+            # kept tail is not truncated, so there is nothing to roll back.
+            conf.dynamicMembershipChange = False
         try:
             return SyncObj._SyncObj__onMessageReceived(self, node, message)
         finally:
             self._ketch_keep_tail = False
+            conf.dynamicMembershipChange = dynamic
 
     def _trim_overlap(self, message: dict) -> dict:
         """Drop the leading entries this follower already has (same index and term), so the
@@ -254,6 +262,24 @@ class _PatchedSyncObj(SyncObj):
             self._ketch_keep_tail = True
             trimmed["commit_index"] = min(trimmed["commit_index"], trimmed["prevLogIdx"])
         return trimmed
+
+    # --- membership changes: CBOR entries, never pickle ------------------------------------
+
+    def _SyncObj__parseChangeClusterRequest(self, command: bytes) -> list[str] | None:  # noqa: N802
+        if command[:1] != bytes([_MEMBERSHIP]):
+            return None
+        try:
+            request = cbor2.loads(bytes(command[1:]))
+        except Exception:  # our own leader wrote it; an undecodable one changes nothing
+            log.error("undecodable membership entry")
+            return None
+        ok = (isinstance(request, list) and len(request) == 2 and request[0] in ("add", "rem")
+              and isinstance(request[1], str))
+        return request if ok else None
+
+    def ketch_change_membership(self, op: str, address: str,
+                                callback: Callable[[Any, int], None]) -> None:
+        self._applyCommand(cbor2.dumps([op, address]), callback, _MEMBERSHIP)
 
     def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:  # noqa: N802,N803
         if self._ketch_keep_tail:
@@ -326,7 +352,7 @@ class Replica:
             fullDumpFile=str(self.snapshot_file),
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
-            dynamicMembershipChange=False,
+            dynamicMembershipChange=True,
             onStateChanged=self._state_changed,
             commandsQueueSize=100_000,
         )
@@ -378,6 +404,17 @@ class Replica:
         self._raft.ketch_submit(payload, done)
         self._tick_soon()
 
+    def change_membership(self, op: str, address: str, callback: Callback) -> None:
+        """Add (``op`` "add") or remove ("rem") a Raft member by its address; pysyncobj
+        refuses while another change is pending or for the leader itself (RESULT_NOT_APPLIED).
+        ``callback(outcome, None)`` runs on the loop.  Call it on the loop, on the leader."""
+
+        def done(result: Any, err: int) -> None:
+            callback(_outcome(err), result)
+
+        self._raft.ketch_change_membership(op, address, done)
+        self._tick_soon()
+
     def _apply_entry(self, payload: bytes) -> Any:
         try:
             cmd = cbor2.loads(payload)
@@ -405,7 +442,8 @@ class Replica:
             "format": 1,
             "last": list(last),
             "prev": list(prev),
-            "cluster": sorted(getattr(n, "address", str(n)) for n in cluster),
+            # Real Raft addresses (a route is this replica's private way to dial a peer).
+            "cluster": sorted(self._real_address(getattr(n, "address", str(n))) for n in cluster),
             "machine": self.machine.dump(),
         }
         with open(tmp_file, "wb") as f:
@@ -424,7 +462,21 @@ class Replica:
         if self._on_reset is not None:
             self._on_reset()  # history jumped: watchers must resume from the new state
         last, prev = doc["last"], doc["prev"]
-        return (bytes(last[0]), last[1], last[2]), (bytes(prev[0]), prev[1], prev[2]), doc["cluster"]
+        me = self.cfg.me.raft
+        others = [self._dial_address(a) for a in doc["cluster"] if a != me]
+        return (bytes(last[0]), last[1], last[2]), (bytes(prev[0]), prev[1], prev[2]), others
+
+    def _real_address(self, address: str) -> str:
+        for p in self.cfg.peers:
+            if self.cfg.dial_address(p) == address:
+                return p.raft
+        return address
+
+    def _dial_address(self, real: str) -> str:
+        for p in self.cfg.peers:
+            if p.raft == real:
+                return self.cfg.dial_address(p)
+        return real
 
     # --- state ----------------------------------------------------------------------------------
 

@@ -320,7 +320,26 @@ def _batch(c: dict[str, Any]) -> dict[str, Any]:
     return {"t": "batch", "cmds": cmds}
 
 
+def _members(c: dict[str, Any]) -> dict[str, Any]:
+    members = _list(c.get("members"), "members")
+    if not members or len(members) > 16:
+        raise InvalidRequest("members must list 1 to 16 members")
+    out = []
+    for m in members:
+        _fields(m, _MEMBER_FIELDS, "member")
+        for f in ("name", "raft", "client"):
+            if type(m.get(f)) is not str or not m[f]:
+                raise InvalidRequest(f"member {f} must be a non-empty string")
+        out.append({"name": m["name"], "raft": m["raft"], "client": m["client"]})
+    if len({m["name"] for m in out}) != len(out) or len({m["raft"] for m in out}) != len(out):
+        raise InvalidRequest("member names and raft addresses must be unique")
+    return {"t": "members", "members": out}
+
+
+_MEMBER_FIELDS = frozenset(("name", "raft", "client"))
+
 _COMMANDS = {
+    "members": (_members, frozenset(("t", "members")), "members command"),
     "txn": (_txn, frozenset(("t", "req", "rid")), "txn command"),
     "lease_grant": (
         _lease_grant,

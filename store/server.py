@@ -19,6 +19,7 @@ import cbor2
 from aiohttp import web
 
 from . import errors
+from .config import Member
 from .metrics import StoreMetrics
 from .node import StoreNode
 from .requests import validate_command, validate_range
@@ -202,6 +203,19 @@ async def members(request: web.Request) -> web.Response:
     return _cbor({"members": request.app[NODE].status()["members"]})
 
 
+def _member_change(op: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        body = await _body(request)
+        allowed = {"name", "raft", "client"} if op == "add" else {"name"}
+        if set(body) - allowed or not all(isinstance(body.get(k), str) and body[k]
+                                          for k in allowed):
+            raise errors.InvalidRequest(f"member {op} takes string fields {sorted(allowed)}")
+        member = Member(body["name"], body.get("raft", ""), body.get("client", ""))
+        return _cbor({"members": await request.app[NODE].change_members(op, member)})
+
+    return handler
+
+
 async def health(request: web.Request) -> web.Response:
     """Healthy = this replica can get a command committed within a second (etcd's /health
     does a linearizable read for the same reason)."""
@@ -281,6 +295,8 @@ def build_app(node: StoreNode, *, metrics_: StoreMetrics | None = None) -> web.A
     app.router.add_get("/v1/maintenance/snapshot", snapshot)
     app.router.add_get("/v1/status", status)
     app.router.add_get("/v1/members", members)
+    app.router.add_post("/v1/members/add", _member_change("add"))
+    app.router.add_post("/v1/members/remove", _member_change("remove"))
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     return app

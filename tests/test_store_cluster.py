@@ -289,3 +289,28 @@ def test_a_replica_with_open_watches_stops_promptly_on_sigterm(cluster: LocalClu
     assert time.monotonic() - started < 1.5  # under the 2 s handler shutdown timeout
     assert cluster.pid("s1") is None
     stop.set()
+
+
+async def test_members_can_be_added_and_removed_at_runtime(cluster: LocalCluster) -> None:
+    async with cluster.client() as c:
+        await c.put(b"m/before", b"1")
+    added = await asyncio.to_thread(cluster.add_member, lambda _: None)
+    async with cluster.client() as one:
+        one._ends.urls[:] = [cluster._member(added).client]  # noqa: SLF001
+
+        async def caught_up() -> bool:
+            return bool((await one.get(b"m/before", serializable=True))["kvs"])
+
+        await eventually(caught_up)
+    leader = await asyncio.to_thread(wait_for_leader, cluster)
+    victim = next(n for n in cluster.names if n not in (leader, added))
+    async with cluster.client() as c:
+        with pytest.raises(errors.InvalidRequest, match="leader"):
+            await c.member_remove(leader)
+    await asyncio.to_thread(cluster.remove_member, victim, lambda _: None)
+    async with cluster.client() as c:
+        await c.put(b"m/after", b"2")
+        names = [m["name"] for m in (await c.members())["members"]]
+        assert sorted(names) == sorted(n for n in [*cluster.names] if n != victim)
+        assert victim not in names and added in names
+        assert (await c.get(b"m/after"))["kvs"][0]["value"] == b"2"

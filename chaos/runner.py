@@ -104,7 +104,8 @@ async def run(
     finally:
         await cluster.stop()
     checks = _check(history, final, workload)
-    recovery = [(f, *_recovery(history, f)) for f in history.faults]
+    recovery = [(f, *_recovery(history, f, _next_injection(history, f)))
+                for f in history.faults]
     return RunResult(scenario, seed, duration, history, checks, recovery, final, notes
                      + workload.watch_errors)
 
@@ -200,15 +201,25 @@ def _check(history: History, final: dict[str, Any], workload: Workload) -> list[
     ]
 
 
-def _recovery(history: History, fault: FaultRecord) -> tuple[float | None, float | None]:
-    """(seconds from heal to the next acknowledged write, longest gap between acknowledged
-    writes from injection until 5 s after the heal)."""
+def _next_injection(history: History, fault: FaultRecord) -> float | None:
+    later = [f.injected_at for f in history.faults if f.injected_at > fault.injected_at]
+    return min(later, default=None)
+
+
+def _recovery(history: History, fault: FaultRecord,
+              next_fault: float | None = None) -> tuple[float | None, float | None]:
+    """(seconds from heal to the next acknowledged write, longest time without an
+    acknowledged write from 1 s before the injection until that recovery).  The window stops
+    at the next fault's injection, so one fault is not blamed for the next one's outage."""
     healed = fault.healed_at or fault.injected_at
     done = sorted(op.complete for op in history
                   if op.kind in ("put", "cas", "delete") and op.status == "ok"
                   and op.complete is not None)
-    after = [t for t in done if t >= healed]
-    recover = (after[0] - healed) if after else None
-    window = [t for t in done if fault.injected_at - 1.0 <= t <= healed + 5.0]
-    gap = max((b - a for a, b in zip(window, window[1:])), default=None)
+    recovered = next((t for t in done if t >= healed), None)
+    recover = None if recovered is None else recovered - healed
+    end = healed + 5.0 if recovered is None else recovered
+    if next_fault is not None:
+        end = min(end, next_fault)
+    points = [t for t in done if fault.injected_at - 1.0 <= t <= end] + [end]
+    gap = max((b - a for a, b in zip(points, points[1:])), default=None)
     return recover, gap

@@ -242,7 +242,7 @@ def _value_of(answer: Mapping[str, Any]) -> bytes | None:
 class KetchTarget:
     """ketch's 3-replica store via `store.launch.LocalCluster` and `store.client.StoreClient`.
 
-    Thin on purpose: the cluster and the client are ketch's own (fsync on), the benchmark adds
+    Thin on purpose: the cluster and the client are ketch's own (fsync on unless asked), the benchmark adds
     nothing to the request path.  ``coalesce`` None keeps the client's default (concurrent ops
     share one batch request); False makes it send one request per op, as `EtcdTarget` does.  `certs_dir` (ketch's CA and ``store-client`` pair) is
     available after `setup`, for issuing etcd's certificates.  LocalCluster's calls block, so
@@ -259,8 +259,10 @@ class KetchTarget:
         progress: Callable[[str], None] = print,
         restart_deadline: float = 30.0,
         coalesce: bool | None = None,
+        fsync: bool = True,
     ) -> None:
         self._root = root
+        self._fsync = fsync
         self._timeout = timeout
         self._coalesce = coalesce
         self._progress = progress
@@ -281,7 +283,7 @@ class KetchTarget:
         from store.launch import LocalCluster
 
         self._root.mkdir(parents=True, exist_ok=True)
-        self._cluster = LocalCluster(self._root, replicas=3, fsync=True)
+        self._cluster = LocalCluster(self._root, replicas=3, fsync=self._fsync)
         await _call(self._cluster.up, progress=self._progress)
         options: dict[str, Any] = {"timeout": self._timeout}
         if self._coalesce is not None:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["register", "PYSYNCOBJ_PIPELINE"]
+__all__ = ["PYSYNCOBJ_PIPELINE", "register"]
 
 # pysyncobj's defaults, under which its truncation bug loses acknowledged writes.
 PYSYNCOBJ_PIPELINE = {"raft_batch_bytes": 65536, "max_inflight_entries": 512,

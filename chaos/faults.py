@@ -18,7 +18,7 @@ from typing import Protocol
 from .cluster import ChaosCluster
 from .proxy import Delay
 
-__all__ = ["Fault", "FAULTS", "fault_names"]
+__all__ = ["FAULTS", "Fault", "fault_names"]
 
 
 class Fault(Protocol):

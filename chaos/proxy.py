@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-__all__ = ["PASS", "DROP", "Delay", "Mode", "LinkProxy"]
+__all__ = ["DROP", "PASS", "Delay", "LinkProxy", "Mode"]
 
 log = logging.getLogger(__name__)
 

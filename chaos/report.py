@@ -16,7 +16,7 @@ from typing import Any
 
 from .runner import RunResult
 
-__all__ = ["render_text", "write_report", "reproduce_command"]
+__all__ = ["render_text", "reproduce_command", "write_report"]
 
 
 def reproduce_command(r: RunResult) -> str:

@@ -25,8 +25,14 @@ from store.client import StoreClient
 from .cluster import ChaosCluster
 from .history import History, LeaderObservation, LeaseRecord, RevisionObservation, WatchRecord
 
-__all__ = ["Workload", "LeaseTrace", "KEY_PREFIX", "KEY_RANGE_END", "FLOOD_PREFIX",
-           "FLOOD_RANGE_END"]
+__all__ = [
+    "FLOOD_PREFIX",
+    "FLOOD_RANGE_END",
+    "KEY_PREFIX",
+    "KEY_RANGE_END",
+    "LeaseTrace",
+    "Workload",
+]
 
 KEY_PREFIX = "k/"
 KEY_RANGE_END = "k0"  # [k/, k0) is every workload key
@@ -112,7 +118,7 @@ class Workload:
         op_id = self.history.record_invoke(client=c, kind=kind, key=key, input=input, at=_now())
         try:
             out = await call
-        except (errors.OutcomeUnknown, asyncio.TimeoutError) as e:
+        except (TimeoutError, errors.OutcomeUnknown) as e:
             self.history.record_complete(op_id, "unknown", {"error": str(e)[:200]}, at=_now())
             return None
         except errors.StoreError as e:

@@ -11,17 +11,17 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "StoreError",
-    "InvalidRequest",
-    "TooLarge",
-    "KeyNotFound",
-    "LeaseNotFound",
     "Compacted",
     "FutureRevision",
-    "RequestExpired",
+    "InvalidRequest",
+    "KeyNotFound",
+    "LeaseNotFound",
     "NotLeader",
-    "Unavailable",
     "OutcomeUnknown",
+    "RequestExpired",
+    "StoreError",
+    "TooLarge",
+    "Unavailable",
     "from_wire",
 ]
 

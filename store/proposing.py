@@ -87,7 +87,7 @@ class Proposer:
             return fake_txn_success(cmd)
         try:
             return await asyncio.wait_for(fut, timeout or self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise errors.OutcomeUnknown("timed out waiting for the write to commit") from None
 
     async def write_many(
@@ -124,7 +124,7 @@ class Proposer:
         self._schedule()
         try:
             await asyncio.wait_for(fut, timeout or self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise errors.Unavailable("could not confirm leadership for a linearizable read") from None
 
     def _schedule(self) -> None:

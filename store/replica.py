@@ -45,7 +45,7 @@ from .errors import StoreError
 from .journal import DurableJournal
 from .machine import Machine
 
-__all__ = ["Replica", "RESULT_OK", "RESULT_UNKNOWN", "RESULT_NOT_APPLIED", "KETCH_ENTRY"]
+__all__ = ["KETCH_ENTRY", "RESULT_NOT_APPLIED", "RESULT_OK", "RESULT_UNKNOWN", "Replica"]
 
 log = logging.getLogger(__name__)
 
@@ -196,14 +196,14 @@ class _PatchedSyncObj(SyncObj):
 
     # --- our own log entries --------------------------------------------------------------
 
-    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:  # noqa: N802 - pysyncobj's name
+    def _SyncObj__doApplyCommand(self, command: bytes) -> Any:
         if command[:1] == bytes([KETCH_ENTRY]):
             return self._ketch_apply(bytes(command[1:]))
         return SyncObj._SyncObj__doApplyCommand(self, command)
 
     # --- the truncation bug -----------------------------------------------------------------
 
-    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:  # noqa: N802
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
         if not self._ketch_fixes or not isinstance(message, dict):
             return SyncObj._SyncObj__onMessageReceived(self, node, message)
         kind = message.get("type")
@@ -265,7 +265,7 @@ class _PatchedSyncObj(SyncObj):
 
     # --- membership changes: CBOR entries, never pickle ------------------------------------
 
-    def _SyncObj__parseChangeClusterRequest(self, command: bytes) -> list[str] | None:  # noqa: N802
+    def _SyncObj__parseChangeClusterRequest(self, command: bytes) -> list[str] | None:
         if command[:1] != bytes([_MEMBERSHIP]):
             return None
         try:
@@ -281,7 +281,7 @@ class _PatchedSyncObj(SyncObj):
                                 callback: Callable[[Any, int], None]) -> None:
         self._applyCommand(cbor2.dumps([op, address]), callback, _MEMBERSHIP)
 
-    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:  # noqa: N802,N803
+    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:
         if self._ketch_keep_tail:
             return
         SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["KINDS", "WATCH_SKIP_EVERY", "sabotage_of", "fake_txn_success"]
+__all__ = ["KINDS", "WATCH_SKIP_EVERY", "fake_txn_success", "sabotage_of"]
 
 KINDS = frozenset({"ack-before-commit", "stale-reads", "watch-skip"})
 WATCH_SKIP_EVERY = 25

@@ -25,7 +25,7 @@ from .node import StoreNode
 from .requests import validate_command, validate_range
 from .watching import END
 
-__all__ = ["build_app", "MAX_BODY"]
+__all__ = ["MAX_BODY", "build_app"]
 
 MAX_BODY = 2 * 2**20
 MAX_BATCH_OPS = 1024
@@ -262,7 +262,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
         while True:
             try:
                 item = await asyncio.wait_for(watcher.queue.get(), node.cfg.progress_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if progress:
                     rev = max(node.hub.revision, watcher.next_rev - 1)
                     await resp.write(_frame({"header": {"revision": rev}, "progress": True}))

@@ -18,7 +18,7 @@ from typing import Any
 
 from .kv import Event
 
-__all__ = ["WatchHub", "Watcher", "END"]
+__all__ = ["END", "WatchHub", "Watcher"]
 
 END = object()  # queue sentinel: the stream is over, the client should resume
 
@@ -26,7 +26,7 @@ END = object()  # queue sentinel: the stream is over, the client should resume
 class Watcher:
     """One client stream: a key range, the next revision owed, and a bounded queue of frames."""
 
-    __slots__ = ("key", "range_end", "next_rev", "prev_kv", "queue", "pending", "limit", "closed")
+    __slots__ = ("closed", "key", "limit", "next_rev", "pending", "prev_kv", "queue", "range_end")
 
     def __init__(
         self, key: bytes, range_end: bytes | None, next_rev: int, prev_kv: bool, limit: int

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import functools
 import json
+import shutil
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -106,16 +107,30 @@ def _up(args: argparse.Namespace) -> int:
     c = LocalCluster(args.dir, replicas=args.replicas, fsync=args.fsync)
     c.up(progress=lambda line: print(line, flush=True))
     tls = c.client_tls
+    k = _ketch_command()
     print(f"""
 the store runs in {c.dir}
   endpoints:  {",".join(c.client_urls)}
   client TLS: --cacert {tls.ca} --cert {tls.cert} --key {tls.key}
 try:
-  ketch store put --dir {args.dir} foo bar
-  ketch store get --dir {args.dir} foo
-  ketch store status --dir {args.dir}
-  ketch store down --dir {args.dir}""")
+  {k} store put --dir {args.dir} foo bar
+  {k} store get --dir {args.dir} foo
+  {k} store watch --dir {args.dir} foo --rev 1
+  {k} store status --dir {args.dir}
+  {k} store down --dir {args.dir}""")
     return 0
+
+
+def _ketch_command() -> str:
+    """How the user can run ``ketch`` from here: its name if it is on PATH, else its path
+    (e.g. .venv/bin/ketch after scripts/up)."""
+    here = Path(sys.argv[0])
+    if here.name == "ketch" and shutil.which("ketch") != str(here.resolve()):
+        try:
+            return str(here.resolve().relative_to(Path.cwd()))
+        except ValueError:
+            return str(here.resolve())
+    return "ketch"
 
 
 @_command

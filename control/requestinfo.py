@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from control.selectors import SelectorError, parse_field_selector
+from control.fieldselectors import parse_field_selector
+from control.selectors import SelectorError
 
 __all__ = ["QueryOptions", "RequestInfo", "parse_query_options", "parse_request_info"]
 

@@ -6,14 +6,12 @@ from typing import Any
 
 import pytest
 
+from control.fieldselectors import field_selector_for_kind, object_fields, parse_field_selector
 from control.selectors import (
     EVERYTHING,
     NOTHING,
     SelectorError,
-    field_selector_for_kind,
     from_label_selector,
-    object_fields,
-    parse_field_selector,
     parse_label_selector,
     selector_from_set,
 )

@@ -60,7 +60,7 @@ class StoreNode:
             self.proposer.ack_before_commit = True
         elif self.sabotage == "watch-skip":
             self.hub.skip_every = WATCH_SKIP_EVERY
-        self._leader_since: float | None = None
+        self._leading = False
         self._tasks: list[asyncio.Task[None]] = []
         self._by_raft = {m.raft: m for m in cfg.members}
         self._by_raft.update({cfg.dial_address(p): p for p in cfg.peers})
@@ -124,14 +124,14 @@ class StoreNode:
     # --- leader duties ---------------------------------------------------------------------------
 
     def _leadership_changed(self, is_leader: bool) -> None:
-        if is_leader and self._leader_since is None:
-            self._leader_since = time.monotonic()
+        if is_leader and not self._leading:
+            self._leading = True
             # Deadlines were set on the old leader's clock; give every lease a full TTL (plus
             # an election's worth) on ours, as etcd's lessor does when promoted.
             cmd = {"t": "lease_promote", "now": self.clock(), "extend": self.cfg.election_timeout[1]}
             self._tasks.append(asyncio.create_task(self._duty(cmd), name="lease-promote"))
         elif not is_leader:
-            self._leader_since = None
+            self._leading = False
         self._tasks = [t for t in self._tasks if not t.done()]
 
     async def _duty(self, cmd: dict[str, Any]) -> None:

@@ -68,7 +68,6 @@ class Proposer:
         self._max_commands = max_entry_commands or 1 << 30
         self.timeout = timeout
         self._pending: list[tuple[bytes, asyncio.Future[Any]]] = []
-        self._pending_bytes = 0
         self._readers: list[asyncio.Future[None]] = []
         self._inflight = 0
         self._scheduled = False
@@ -81,7 +80,6 @@ class Proposer:
         fut: asyncio.Future[Any] = self._loop.create_future()
         enc = cbor2.dumps(cmd)
         self._pending.append((enc, fut))
-        self._pending_bytes += len(enc)
         self._schedule()
         if self.ack_before_commit and cmd.get("t") == "txn":
             return fake_txn_success(cmd)
@@ -100,7 +98,6 @@ class Proposer:
             fut: asyncio.Future[Any] = self._loop.create_future()
             enc = cbor2.dumps(cmd)
             self._pending.append((enc, fut))
-            self._pending_bytes += len(enc)
             futures.append(fut)
         self._schedule()
         if self.ack_before_commit:
@@ -146,7 +143,6 @@ class Proposer:
             size += len(enc)
         batch = self._pending[:take]
         del self._pending[:take]
-        self._pending_bytes -= size
         readers, self._readers = self._readers, []
         encoded = [enc for enc, _ in batch] or [_BARRIER]
         futures = [fut for _, fut in batch]

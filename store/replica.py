@@ -332,7 +332,6 @@ class Replica:
         os.chmod(data, 0o700)
         self.journal = DurableJournal(data / "raft", fsync=cfg.fsync)
         self.snapshot_file = data / "snapshot.cbor"
-        self.applied_entries = 0
         lo, hi = cfg.election_timeout
         conf = SyncObjConf(
             password=secret,
@@ -429,7 +428,6 @@ class Replica:
         except Exception:  # a bug in apply: log loudly, keep the replica alive
             log.critical("applying a log entry failed", exc_info=True)
             return {"err": {"code": "internal", "message": "apply failed"}}
-        self.applied_entries += 1
         if events and self._on_events is not None:
             self._on_events(events)
         return result

@@ -14,6 +14,25 @@ from control.protobuf.fields import F, Field
 __all__ = ["POD_MESSAGES"]
 
 # fmt: off
+# Container and EphemeralContainerCommon have the same fields in k8s.io/api; one table.
+_CONTAINER: dict[int, Field] = {
+    1: F("name", "string", "k"), 2: F("image"), 3: F("command", "string", "r"),
+    4: F("args", "string", "r"), 5: F("workingDir"),
+    6: F("ports", "core.v1.ContainerPort", "r"), 7: F("env", "core.v1.EnvVar", "r"),
+    8: F("resources", "core.v1.ResourceRequirements"),
+    9: F("volumeMounts", "core.v1.VolumeMount", "r"),
+    10: F("livenessProbe", "core.v1.Probe", "p"), 11: F("readinessProbe", "core.v1.Probe", "p"),
+    12: F("lifecycle", "core.v1.Lifecycle", "p"), 13: F("terminationMessagePath"),
+    14: F("imagePullPolicy"), 15: F("securityContext", "core.v1.SecurityContext", "p"),
+    16: F("stdin", "bool"), 17: F("stdinOnce", "bool"), 18: F("tty", "bool"),
+    19: F("envFrom", "core.v1.EnvFromSource", "r"), 20: F("terminationMessagePolicy"),
+    21: F("volumeDevices", "core.v1.VolumeDevice", "r"),
+    22: F("startupProbe", "core.v1.Probe", "p"),
+    23: F("resizePolicy", "core.v1.ContainerResizePolicy", "r"),
+    24: F("restartPolicy", "string", "p"),
+    25: F("restartPolicyRules", "core.v1.ContainerRestartRule", "r"),
+}
+
 POD_MESSAGES: dict[str, dict[int, Field]] = {
     "core.v1.Affinity": {
         1: F("nodeAffinity", "core.v1.NodeAffinity", "p"),
@@ -31,23 +50,7 @@ POD_MESSAGES: dict[str, dict[int, Field]] = {
         1: F("", "core.v1.LocalObjectReference"), 2: F("key", "string", "k"),
         3: F("optional", "bool", "p"),
     },
-    "core.v1.Container": {
-        1: F("name", "string", "k"), 2: F("image"), 3: F("command", "string", "r"),
-        4: F("args", "string", "r"), 5: F("workingDir"),
-        6: F("ports", "core.v1.ContainerPort", "r"), 7: F("env", "core.v1.EnvVar", "r"),
-        8: F("resources", "core.v1.ResourceRequirements"),
-        9: F("volumeMounts", "core.v1.VolumeMount", "r"),
-        10: F("livenessProbe", "core.v1.Probe", "p"), 11: F("readinessProbe", "core.v1.Probe", "p"),
-        12: F("lifecycle", "core.v1.Lifecycle", "p"), 13: F("terminationMessagePath"),
-        14: F("imagePullPolicy"), 15: F("securityContext", "core.v1.SecurityContext", "p"),
-        16: F("stdin", "bool"), 17: F("stdinOnce", "bool"), 18: F("tty", "bool"),
-        19: F("envFrom", "core.v1.EnvFromSource", "r"), 20: F("terminationMessagePolicy"),
-        21: F("volumeDevices", "core.v1.VolumeDevice", "r"),
-        22: F("startupProbe", "core.v1.Probe", "p"),
-        23: F("resizePolicy", "core.v1.ContainerResizePolicy", "r"),
-        24: F("restartPolicy", "string", "p"),
-        25: F("restartPolicyRules", "core.v1.ContainerRestartRule", "r"),
-    },
+    "core.v1.Container": _CONTAINER,
     "core.v1.ContainerPort": {
         1: F("name"), 2: F("hostPort", "int32"), 3: F("containerPort", "int32", "k"),
         4: F("protocol"), 5: F("hostIP"),
@@ -76,23 +79,7 @@ POD_MESSAGES: dict[str, dict[int, Field]] = {
     "core.v1.EphemeralContainer": {
         1: F("", "core.v1.EphemeralContainerCommon"), 2: F("targetContainerName"),
     },
-    "core.v1.EphemeralContainerCommon": {
-        1: F("name", "string", "k"), 2: F("image"), 3: F("command", "string", "r"),
-        4: F("args", "string", "r"), 5: F("workingDir"),
-        6: F("ports", "core.v1.ContainerPort", "r"), 7: F("env", "core.v1.EnvVar", "r"),
-        8: F("resources", "core.v1.ResourceRequirements"),
-        9: F("volumeMounts", "core.v1.VolumeMount", "r"),
-        10: F("livenessProbe", "core.v1.Probe", "p"), 11: F("readinessProbe", "core.v1.Probe", "p"),
-        12: F("lifecycle", "core.v1.Lifecycle", "p"), 13: F("terminationMessagePath"),
-        14: F("imagePullPolicy"), 15: F("securityContext", "core.v1.SecurityContext", "p"),
-        16: F("stdin", "bool"), 17: F("stdinOnce", "bool"), 18: F("tty", "bool"),
-        19: F("envFrom", "core.v1.EnvFromSource", "r"), 20: F("terminationMessagePolicy"),
-        21: F("volumeDevices", "core.v1.VolumeDevice", "r"),
-        22: F("startupProbe", "core.v1.Probe", "p"),
-        23: F("resizePolicy", "core.v1.ContainerResizePolicy", "r"),
-        24: F("restartPolicy", "string", "p"),
-        25: F("restartPolicyRules", "core.v1.ContainerRestartRule", "r"),
-    },
+    "core.v1.EphemeralContainerCommon": _CONTAINER,
     "core.v1.EvictionResponder": {1: F("name", "string", "k"), 2: F("priority", "int32", "pk")},
     "core.v1.ExecAction": {1: F("command", "string", "r")},
     "core.v1.FileKeySelector": {

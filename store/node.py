@@ -101,9 +101,14 @@ class StoreNode:
         with self.replica.state_lock:
             return fn(self.replica.machine)
 
-    async def read_linearizable(self, fn: Callable[[Any], Any]) -> Any:
+    async def read_barrier(self) -> None:
+        """Wait until this replica's state includes every write committed before the call
+        (an entry proposed now has been applied).  Skipped by the stale-reads sabotage."""
         if self.sabotage != "stale-reads":
             await self.proposer.barrier()
+
+    async def read_linearizable(self, fn: Callable[[Any], Any]) -> Any:
+        await self.read_barrier()
         return self.read(fn)
 
     def _history(self, start: int) -> tuple[int, list[Event]]:

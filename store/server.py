@@ -124,10 +124,8 @@ async def kv_batch(request: web.Request) -> web.Response:
             results[i] = e
     pending = [node.proposer.write_many([cmd for _, cmd in writes])] if writes else []
     linearizable = [(i, r) for i, r in reads if not r.pop("serializable")]
-    if node.sabotage == "stale-reads":
-        linearizable = []
     if linearizable:
-        pending.append(node.proposer.barrier())
+        pending.append(node.read_barrier())
     outcome = await asyncio.gather(*pending, return_exceptions=True)
     if writes:
         for (i, _), res in zip(writes, outcome[0]):

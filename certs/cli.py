@@ -1,4 +1,4 @@
-"""The ``ketch certs`` commands: init, check and user, on top of :mod:`certs.layout`.
+"""The ``ketch certs`` commands: init, check, user, node and kubeconfig, on :mod:`certs.layout`.
 
 The top-level CLI calls :func:`register` with its subparsers; every command sets ``func`` (the
 argparse namespace in, an exit code out), prints what it did, and turns a CertsError or an
@@ -28,12 +28,17 @@ from .authority import (
     load_key,
     verify_issued_by,
 )
+from .kubeconfig import default_server, write_kubeconfig
 from .layout import (
     COMPONENTS,
+    CertPaths,
     FileResult,
+    admin_paths,
     identity_paths,
     init_cluster_certs,
+    issue_node,
     issue_user,
+    node_paths,
     raft_secret,
     raft_secret_path,
     user_paths,
@@ -104,7 +109,7 @@ def _check_one(crt: Path, ca_crt: Path, warn_days: int, now: dt.datetime | None)
 def check_certs(
     directory: StrPath, *, warn_days: int = WARN_DAYS, now: dt.datetime | None = None
 ) -> list[CertStatus]:
-    """Check every certificate in ``directory`` (and ``users/``) and the Raft secret.
+    """Check every certificate in ``directory`` (and ``users/``, ``nodes/``) and the Raft secret.
 
     A certificate has a problem when it is unreadable, not issued by ``ca.crt``, not valid now,
     expires within ``warn_days``, or its key is missing, mismatched or readable by others.
@@ -115,7 +120,8 @@ def check_certs(
     ca_crt = d / "ca.crt"
     if not ca_crt.exists():
         raise CertsError(f"no CA in {d} ({ca_crt} is missing); run `ketch certs init --dir {d}`")
-    found = sorted(p for p in (*d.glob("*.crt"), *d.glob("users/*.crt")) if p != ca_crt)
+    crts = (*d.glob("*.crt"), *d.glob("users/*.crt"), *d.glob("nodes/*.crt"))
+    found = sorted(p for p in crts if p != ca_crt)
     out = [_check_one(crt, ca_crt, warn_days, now) for crt in (ca_crt, *found)]
     for identity in COMPONENTS.values():
         crt = identity_paths(d, identity).cert
@@ -185,14 +191,54 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_kubeconfig(args: argparse.Namespace, paths: CertPaths, user: str, out: Path) -> None:
+    """Write ``out`` for ``user`` and say so, with the kubectl line that uses it."""
+    before = out.read_bytes() if out.is_file() else None
+    server = args.server or default_server(args.dir)
+    write_kubeconfig(out, server=server, ca=paths.ca, cert=paths.cert, key=paths.key, user=user)
+    verb = "kept" if before == out.read_bytes() else "wrote"
+    print(f"{verb} kubeconfig {out} (server {server})")
+    print(f"  try: kubectl --kubeconfig {out} get pods")
+
+
 def _cmd_user(args: argparse.Namespace) -> int:
     try:
         report = issue_user(args.dir, args.name, args.group, progress=_print_result)
+        paths = user_paths(args.dir, args.name)
+        verb = "issued" if report.created else "already had"
+        print(f"{verb} a client certificate for {args.name}: {paths.cert} (key {paths.key})")
+        out = args.kubeconfig or args.dir / f"{args.name}.kubeconfig"
+        _write_kubeconfig(args, paths, args.name, out)
     except (CertsError, OSError) as e:
         return _fail(e)
-    paths = user_paths(args.dir, args.name)
+    return 0
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    try:
+        report = issue_node(args.dir, args.name, progress=_print_result)
+    except (CertsError, OSError) as e:
+        return _fail(e)
+    paths = node_paths(args.dir, args.name)
     verb = "issued" if report.created else "already had"
-    print(f"{verb} a client certificate for {args.name}: {paths.cert} (key {paths.key})")
+    print(f"{verb} a client certificate for node {args.name}: {paths.cert} (key {paths.key})")
+    return 0
+
+
+def _cmd_kubeconfig(args: argparse.Namespace) -> int:
+    """``--user admin`` is the cluster admin (admin.crt); any other name is users/NAME.crt."""
+    admin = args.user == "admin"
+    out = args.out or args.dir / f"{args.user}.kubeconfig"
+    try:
+        paths = admin_paths(args.dir) if admin else user_paths(args.dir, args.user)
+        if not paths.cert.exists():
+            fix = "init" if admin else f"user {args.user}"
+            raise CertsError(
+                f"{paths.cert} does not exist; run `ketch certs {fix} --dir {args.dir}`"
+            )
+        _write_kubeconfig(args, paths, args.user, out)
+    except (CertsError, OSError) as e:
+        return _fail(e)
     return 0
 
 
@@ -212,7 +258,9 @@ def _show_help(parser: argparse.ArgumentParser) -> Command:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``certs init|check|user`` to a CLI; each subcommand sets ``func`` (namespace → code)."""
+    """Add ``certs init|check|user|node|kubeconfig`` to a CLI.
+
+    Each subcommand sets ``func`` (the namespace in, an exit code out)."""
     certs = subparsers.add_parser(
         "certs",
         help="the cluster's certificates: CA, components, users",
@@ -259,10 +307,52 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     check.add_argument("--warn-days", type=int, default=WARN_DAYS, help=f"(default: {WARN_DAYS})")
     check.set_defaults(func=_cmd_check)
 
-    user = sub.add_parser("user", help="issue a client certificate for a user (CN=NAME, O=groups)")
+    def server_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--server",
+            metavar="URL",
+            help="the apiserver's URL (default: the first line of DIR/apiserver.url or "
+            "DIR/../apiserver.url, else https://127.0.0.1:6443)",
+        )
+
+    user = sub.add_parser(
+        "user",
+        help="issue a client certificate for a user (CN=NAME, O=groups) and a kubeconfig",
+        description="Issue users/NAME.crt/.key (kept if already there) and write a kubeconfig "
+        "for them, DIR/NAME.kubeconfig unless --kubeconfig says otherwise.",
+    )
     user.add_argument("name", metavar="NAME")
     user.add_argument(
         "--group", action="append", default=[], metavar="G", help="a group (repeatable)"
     )
     dir_arg(user)
+    server_arg(user)
+    user.add_argument(
+        "--kubeconfig", type=Path, metavar="PATH", help="where (default: DIR/NAME.kubeconfig)"
+    )
     user.set_defaults(func=_cmd_user)
+
+    node = sub.add_parser(
+        "node",
+        help="issue node NAME's client certificate (CN=system:node:NAME, O=system:nodes)",
+    )
+    node.add_argument("name", metavar="NAME")
+    dir_arg(node)
+    node.set_defaults(func=_cmd_node)
+
+    kubeconfig = sub.add_parser(
+        "kubeconfig",
+        help="write a kubeconfig for admin or an existing user",
+        description="Write a kubeconfig (PEMs embedded, mode 0600) for the admin certificate "
+        "or users/USER.crt.  An existing kubeconfig is replaced only if ketch wrote it for the "
+        "same user and certificate subject.",
+    )
+    dir_arg(kubeconfig)
+    kubeconfig.add_argument(
+        "--user", required=True, metavar="admin|NAME", help="admin, or a user from `certs user`"
+    )
+    server_arg(kubeconfig)
+    kubeconfig.add_argument(
+        "--out", type=Path, metavar="PATH", help="where (default: DIR/USER.kubeconfig)"
+    )
+    kubeconfig.set_defaults(func=_cmd_kubeconfig)

@@ -1,4 +1,4 @@
-"""Which certificate files a cluster has, and the two calls that make them exist.
+"""Which certificate files a cluster has, and the calls that make them exist.
 
 A cluster's certs directory (e.g. ``<cluster>/certs``, mode 0700) holds::
 
@@ -7,11 +7,15 @@ A cluster's certs directory (e.g. ``<cluster>/certs``, mode 0700) holds::
     store-client.crt/.key                  CN ketch-store-client: CLI, benchmarks
     admin.crt/.key                         CN admin, O system:masters
     apiserver-store-client.crt/.key        CN kube-apiserver: the apiserver's store connection
+    apiserver.crt/.key                     CN kube-apiserver: the apiserver's serving certificate
+    controller-manager.crt/.key            CN system:kube-controller-manager
+    scheduler.crt/.key                     CN system:kube-scheduler
     raft-secret                            Raft peer password (32 random bytes, urlsafe base64)
     users/NAME.crt/.key                    from :func:`issue_user`
+    nodes/NAME.crt/.key                    CN system:node:NAME, O system:nodes: :func:`issue_node`
 
 Keys and the secret are 0600 from the moment they exist, certificates 0644 (the writing is
-:mod:`certs.pairs`'s job).  Both entry points are idempotent: an existing file that is valid
+:mod:`certs.pairs`'s job).  Every entry point is idempotent: an existing file that is valid
 is kept byte for byte; one that is not (half a pair, another CA's, expired, the wrong subject
 or SANs) stops the run with a :class:`CertsError` naming the file and what to do, before
 anything has been written.
@@ -48,8 +52,10 @@ from .pairs import (
 )
 
 __all__ = [
+    "APISERVER_DNS_NAMES",
     "COMPONENTS",
     "LOOPBACK_SANS",
+    "NODES_GROUP",
     "STORE_REPLICA_GROUP",
     "CertPaths",
     "FileResult",
@@ -57,13 +63,19 @@ __all__ = [
     "Progress",
     "Report",
     "admin_paths",
+    "apiserver_paths",
     "apiserver_store_client_paths",
     "ca_paths",
+    "controller_manager_paths",
     "identity_paths",
     "init_cluster_certs",
+    "issue_node",
     "issue_user",
+    "node_identity",
+    "node_paths",
     "raft_secret",
     "raft_secret_path",
+    "scheduler_paths",
     "store_client_paths",
     "store_replica_identity",
     "store_replica_paths",
@@ -73,6 +85,15 @@ __all__ = [
 
 LOOPBACK_SANS = ("localhost", "127.0.0.1", "::1")
 STORE_REPLICA_GROUP = "ketch:store-replicas"
+NODES_GROUP = "system:nodes"
+# The names in-cluster clients use for the apiserver (the `kubernetes` Service), as kubeadm puts
+# them in its serving certificate next to the hosts it answers on.
+APISERVER_DNS_NAMES = (
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
 _SECRET_FILE = "raft-secret"
 _SECRET_BYTES = 32
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,63}")
@@ -87,6 +108,15 @@ COMPONENTS: Mapping[str, Identity] = MappingProxyType(
             Identity("store-client", "ketch-store-client"),
             Identity("admin", "admin", ("system:masters",)),
             Identity("apiserver-store-client", "kube-apiserver"),
+            Identity(
+                "apiserver",
+                "kube-apiserver",
+                server=True,
+                client=False,
+                dns_names=APISERVER_DNS_NAMES,
+            ),
+            Identity("controller-manager", "system:kube-controller-manager"),
+            Identity("scheduler", "system:kube-scheduler"),
         )
     }
 )
@@ -123,6 +153,29 @@ def admin_paths(directory: StrPath) -> CertPaths:
 
 def apiserver_store_client_paths(directory: StrPath) -> CertPaths:
     return identity_paths(directory, COMPONENTS["apiserver-store-client"])
+
+
+def apiserver_paths(directory: StrPath) -> CertPaths:
+    """The apiserver's serving pair (SANs: loopback, the init hosts, the kubernetes names)."""
+    return identity_paths(directory, COMPONENTS["apiserver"])
+
+
+def controller_manager_paths(directory: StrPath) -> CertPaths:
+    return identity_paths(directory, COMPONENTS["controller-manager"])
+
+
+def scheduler_paths(directory: StrPath) -> CertPaths:
+    return identity_paths(directory, COMPONENTS["scheduler"])
+
+
+def node_identity(name: str) -> Identity:
+    """Node ``name``'s agent as a client: CN=system:node:NAME, O=system:nodes (the Node
+    authorizer's convention)."""
+    return Identity(f"nodes/{_valid_name(name, 'node')}", f"system:node:{name}", (NODES_GROUP,))
+
+
+def node_paths(directory: StrPath, name: str) -> CertPaths:
+    return identity_paths(directory, node_identity(name))
 
 
 def user_identity(name: str, groups: Iterable[str] = ()) -> Identity:
@@ -201,7 +254,9 @@ def init_cluster_certs(
     Idempotent: run it again with the same (or fewer) replicas and hosts and every file is kept
     byte for byte.  New replicas, components or files are added next to the existing ones, from
     the existing CA.  Serving certificates get :data:`LOOPBACK_SANS` plus ``hosts`` (IP
-    addresses or DNS names).  Any existing file that is not valid — half a pair, not from this
+    addresses or DNS names); the apiserver's also gets :data:`APISERVER_DNS_NAMES`.  A
+    directory made before a component existed gets that component's pair on the next run, with
+    the ``hosts`` of that run.  Any existing file that is not valid — half a pair, not from this
     CA, expired, wrong subject, usage or SANs, a bad secret — raises CertsError naming it and
     the fix, and nothing at all is written.  ``progress`` sees each file as it is created or
     kept; the returned Report lists them all.
@@ -254,10 +309,37 @@ def issue_user(
     """
     d = Path(directory)
     identity = user_identity(name, groups)
-    results, emit = collector(progress)
     command = f"ketch certs user {name} --dir {d}" + "".join(
         f" --group {g}" for g in identity.organizations
     )
+    return _issue_client(d, identity, command, progress, now)
+
+
+def issue_node(
+    directory: StrPath,
+    name: str,
+    *,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> Report:
+    """Make sure ``nodes/NAME.crt/.key`` exist: node ``name``'s client certificate.
+
+    The same guarantees as :func:`issue_user`: needs the CA, keeps a valid existing pair byte
+    for byte, raises CertsError on an invalid one before writing anything.
+    """
+    identity = node_identity(name)
+    d = Path(directory)
+    return _issue_client(d, identity, f"ketch certs node {name} --dir {d}", progress, now)
+
+
+def _issue_client(
+    d: Path,
+    identity: Identity,
+    command: str,
+    progress: Progress | None,
+    now: dt.datetime | None,
+) -> Report:
+    results, emit = collector(progress)
     ensure_pairs(
         d,
         [identity],

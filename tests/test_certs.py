@@ -44,7 +44,10 @@ from certs import (
 from certs.cli import check_certs, register
 
 REPLICAS = ["s1", "s2", "s3"]
-LEAVES = ["store-s1", "store-s2", "store-s3", "store-client", "admin", "apiserver-store-client"]
+LEAVES = [
+    *("store-s1", "store-s2", "store-s3", "store-client", "admin", "apiserver-store-client"),
+    *("apiserver", "controller-manager", "scheduler"),
+]
 TIMEOUT = 10.0  # deadline for any single network step
 
 
@@ -155,6 +158,10 @@ SERVING_SANS = {"localhost", "node-1.example", "127.0.0.1", "::1", "10.0.0.7"}
         pytest.param("store-client", "ketch-store-client", (), False, set(), id="store-client"),
         pytest.param("admin", "admin", ("system:masters",), False, set(), id="admin"),
         pytest.param("apiserver-store-client", "kube-apiserver", (), False, set(), id="apiserver"),
+        pytest.param(
+            "controller-manager", "system:kube-controller-manager", (), False, set(), id="kcm"
+        ),
+        pytest.param("scheduler", "system:kube-scheduler", (), False, set(), id="scheduler"),
     ],
 )
 def test_subject_sans_and_usage(
@@ -577,15 +584,15 @@ def test_cli_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     d = str(tmp_path / "certs")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b", "--host", "10.1.2.3") == 0
     first = capsys.readouterr().out.splitlines()
-    assert len(first) == 14
+    assert len(first) == 20
     assert all(line.startswith("created  ") for line in first[:-1])
     assert any(line.endswith("store-b.key") for line in first)
-    assert first[-1].startswith("13 created, 0 kept")
+    assert first[-1].startswith("19 created, 0 kept")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b") == 0
     second = capsys.readouterr().out.splitlines()
     assert all(line.startswith("kept     ") for line in second[:-1])
     assert f"kept     {Path(d) / 'ca.key'}" in second
-    assert second[-1].startswith("0 created, 13 kept")
+    assert second[-1].startswith("0 created, 19 kept")
 
 
 def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -594,7 +601,7 @@ def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "ok    store-s1.crt  CN=ketch-store-s1, O=ketch:store-replicas" in out
     assert "SANs: localhost, node-1.example, 127.0.0.1, ::1, 10.0.0.7" in out
     assert "days left" in out
-    assert "all 8 files ok" in out
+    assert "all 11 files ok" in out
 
 
 def test_cli_check_fails_on_expiring_foreign_or_loose(

@@ -17,7 +17,8 @@ __all__ = ["build_parser", "main"]
 # (module, required): an optional module that is absent is skipped; one that fails to import
 # for any other reason is a bug and must be loud.
 _COMPONENTS = (
-    ("certs.cli", True), ("store.cli", True), ("chaos.cli", True), ("ketch.bench.cli", False),
+    ("ketch.cluster_cli", True), ("certs.cli", True), ("store.cli", True), ("chaos.cli", True),
+    ("ketch.bench.cli", False),
 )
 
 

@@ -1,0 +1,98 @@
+"""``python -m control.apiserver --certs DIR --store URL[,URL…] --listen HOST:PORT``.
+
+One apiserver process: serves HTTPS (client certificates from the cluster CA; a request
+without one gets a 401 Status) and talks to the store with the apiserver's store-client
+certificate.  SIGTERM stops it cleanly (open watches end, the store client closes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from certs.authority import CertsError
+from certs.layout import apiserver_paths, apiserver_store_client_paths
+from certs.tls import server_context
+from store.client import StoreClient
+
+from .app import ServerConfig, build_app
+from .state import APIState
+
+log = logging.getLogger("ketch.apiserver")
+
+
+def serving_context(certs_dir: str) -> ssl.SSLContext:
+    """The apiserver's TLS context: client certificates optional at the TLS layer so a
+    request without one gets an HTTP 401 Status (authentication refuses it), HTTP/1.1."""
+    ctx = server_context(apiserver_paths(certs_dir))
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m control.apiserver",
+                                description="Run one ketch apiserver.")
+    p.add_argument("--certs", required=True, help="the cluster's certs directory")
+    p.add_argument("--store", required=True,
+                   help="comma-separated client URLs of the store replicas")
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
+    p.add_argument("--no-bootstrap", action="store_true",
+                   help="do not create the system namespaces and RBAC policy")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, _, port = args.listen.rpartition(":")
+    tls = serving_context(args.certs)
+    client = StoreClient([u for u in args.store.split(",") if u],
+                         tls=apiserver_store_client_paths(args.certs), timeout=10.0,
+                         watch_retry_deadline=3600.0)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with client:
+        api = APIState.build(client, server_url=f"https://{args.listen}")
+        app = build_app(api, ServerConfig(server_address=args.listen,
+                                          bootstrap=not args.no_bootstrap))
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=tls,
+                           backlog=1024, reuse_address=True)
+        await site.start()
+        log.info("apiserver serving on https://%s", args.listen)
+        print(f"apiserver ready on https://{args.listen}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
+        pass
+    try:
+        asyncio.run(serve(args))
+    except CertsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The apiserver application: routes, startup (store client, watch cache, bootstrap) and the
+non-resource endpoints (version, health, metrics, discovery, OpenAPI).
+
+Startup order: open the store client, start the watch cache and wait until it has listed,
+write the bootstrap objects that are missing (namespaces, RBAC policy), then serve.  Every
+apiserver does the same, so several can run side by side against one store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import platform
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import generate_latest
+
+import ketch
+from control.errors import APIError
+from control.openapi import openapi_document, openapi_root
+
+from . import discovery
+from .bootstrap import bootstrap, housekeeping
+from .codec import dumps, respond
+from .pipeline import Metrics, pipeline
+from .resources import handle_resource
+from .state import APIState
+
+__all__ = ["ServerConfig", "build_app"]
+
+log = logging.getLogger("ketch.apiserver")
+
+GIT_VERSION = "v1.37.0-ketch"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    server_address: str = "127.0.0.1:6443"
+    bootstrap: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _version() -> dict[str, Any]:
+    return {"major": "1", "minor": "37", "gitVersion": GIT_VERSION,
+            "gitCommit": getattr(ketch, "__version__", "0.1.0"), "gitTreeState": "clean",
+            "buildDate": "2026-11-25T00:00:00Z", "goVersion": f"python{platform.python_version()}",
+            "compiler": "cpython", "platform": f"{platform.system().lower()}/"
+            f"{platform.machine().replace('x86_64', 'amd64')}"}
+
+
+def _text(body: str, status: int = 200) -> web.Response:
+    return web.Response(text=body, status=status, content_type="text/plain")
+
+
+async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
+                        metrics: Metrics) -> web.StreamResponse:
+    path = request.path.rstrip("/") or "/"
+    accept = request.headers.get("Accept", "")
+    if path == "/version":
+        return respond(_version())
+    if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/",
+                                                                      "/readyz/")):
+        if path.startswith("/readyz") and not api.cache.ready.is_set():
+            return _text("[-]informer-sync failed: watch cache not ready\nreadyz check failed",
+                         500)
+        return _text("ok")
+    if path == "/metrics":
+        return web.Response(body=generate_latest(metrics.registry),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+    if path in ("/api", "/apis"):
+        if discovery.wants_aggregated(accept):
+            return web.Response(body=dumps(discovery.aggregated(path == "/api")),
+                                headers={"Content-Type": discovery.AGGREGATED_TYPE})
+        if path == "/api":
+            return respond(discovery.api_versions(cfg.server_address))
+        return respond(discovery.api_group_list())
+    parts = path.strip("/").split("/")
+    if parts[0] in ("api", "apis") and len(parts) in (2, 3):
+        group, version = ("", parts[1]) if parts[0] == "api" else (
+            parts[1], parts[2] if len(parts) == 3 else "")
+        doc = discovery.resource_list(group, version) if version else None
+        if doc is not None:
+            return respond(doc)
+    if path == "/openapi/v3":
+        return respond(openapi_root())
+    if path.startswith("/openapi/v3/"):
+        doc = openapi_document(path[len("/openapi/v3/"):])
+        if doc is not None:
+            return respond(doc)
+    raise APIError(404, "NotFound", "the server could not find the requested resource")
+
+
+def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application:
+    """The aiohttp application over ``api``; its cleanup context starts and stops the watch
+    cache and the housekeeping loop (the caller owns the store client)."""
+    cfg = cfg or ServerConfig()
+    metrics = Metrics()
+    app = web.Application(middlewares=[pipeline(api.authorizer, metrics)],
+                          client_max_size=4 * 1024 * 1024)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        info = request["info"]
+        if info.is_resource_request:
+            return await handle_resource(request, api, info, request["user"])
+        return await _non_resource(request, api, cfg, metrics)
+
+    app.router.add_route("*", "/{tail:.*}", handler)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(api.cache.run(), name="watch-cache")]
+        try:
+            ready = asyncio.create_task(api.cache.ready.wait())
+            await asyncio.wait([ready, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
+            if tasks[0].done():
+                ready.cancel()
+                tasks[0].result()  # the cache died before it was ready: say why
+            if cfg.bootstrap:
+                await bootstrap(api)
+            tasks.append(asyncio.create_task(housekeeping(api), name="housekeeping"))
+            yield
+        finally:
+            api.cache.close()
+            for t in tasks:
+                t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

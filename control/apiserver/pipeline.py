@@ -1,0 +1,104 @@
+"""The request pipeline, written out once, in order (apiserver ``DefaultBuildHandlerChain``):
+
+1. errors → Status: every :class:`APIError` becomes a ``Status`` body, anything else a 500;
+2. request info: what the URL and verb address (:func:`parse_request_info`);
+3. authentication: the verified client certificate (CN = user, O = groups, plus
+   ``system:authenticated``); no certificate → 401;
+4. authorization: RBAC (``system:masters`` bypasses it); denied → 403 with Kubernetes'
+   Forbidden message.
+
+Decoding, admission, validation and storage follow in the handlers (:mod:`resources`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from certs.authority import CertsError
+from certs.tls import peer_identity
+from control.errors import APIError, InternalError, Unauthorized
+from control.rbac import (
+    ALL_AUTHENTICATED,
+    Authorizer,
+    UserInfo,
+    attributes_from_request,
+    forbidden_status,
+)
+from control.requestinfo import RequestInfo, parse_request_info
+
+from .codec import respond
+
+__all__ = ["Metrics", "authenticate", "pipeline"]
+
+log = logging.getLogger("ketch.apiserver")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Metrics:
+    """apiserver_request_total and apiserver_request_duration_seconds, per verb/resource/code."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("apiserver_request_total", "Requests by verb, resource, code",
+                                ("verb", "resource", "code"), registry=self.registry)
+        self.latency = Histogram(
+            "apiserver_request_duration_seconds", "Request latency (watches excluded)",
+            ("verb", "resource"), registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+def authenticate(request: web.Request) -> UserInfo:
+    """The user of a request: its verified client certificate, or 401."""
+    ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
+    try:
+        cn, orgs = peer_identity(ssl_obj)
+    except CertsError:
+        raise Unauthorized() from None
+    groups = tuple(dict.fromkeys((*orgs, ALL_AUTHENTICATED)))
+    return UserInfo(name=cn, groups=groups)
+
+
+def pipeline(authorizer: Authorizer, metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        info: RequestInfo | None = None
+        code = 500
+        try:
+            query = {k: request.query.getall(k) for k in request.query}
+            info = parse_request_info(request.method, request.path, query)
+            user = authenticate(request)
+            attrs = attributes_from_request(user, info)
+            decision = authorizer.authorize(attrs)
+            if not decision.allowed:
+                code = 403
+                return respond(forbidden_status(attrs, decision.reason), 403)
+            request["info"], request["user"] = info, user
+            resp = await handler(request)
+            code = resp.status
+            return resp
+        except APIError as e:
+            code = e.code
+            headers = {}
+            retry = e.details.get("retryAfterSeconds")
+            if retry:
+                headers["Retry-After"] = str(retry)
+            return respond(e.to_status(), e.code, headers=headers)
+        except web.HTTPException:
+            raise
+        except Exception as e:  # a bug: answer a Status, keep serving, log the trace
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return respond(InternalError(e).to_status(), 500)
+        finally:
+            verb = info.verb if info else request.method.lower()
+            resource = info.resource if info and info.is_resource_request else ""
+            metrics.requests.labels(verb, resource, str(code)).inc()
+            if verb != "watch":
+                metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
+
+    return middleware

@@ -1,0 +1,142 @@
+"""Reads: get, list and the start of a watch, served from the watch cache where it is correct.
+
+resourceVersion rules (apiserver ``storage/cacher``):
+
+* list without resourceVersion: a consistent read — the cache first catches up with the
+  store's current revision (else the store answers directly);
+* ``resourceVersion=0``: whatever the cache holds;
+* ``resourceVersion=N`` (NotOlderThan): the cache once it has reached N, else 504
+  ``ResourceVersionTooLarge``;
+* ``resourceVersionMatch=Exact``, and every ``continue`` page: the store, at that revision
+  (all pages of one list come from one snapshot).
+
+A first page under ``limit`` is cut from the cache and its continue token names the cache's
+revision, so the following pages read the same snapshot from the store.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from control.catalog import ResourceDef
+from control.errors import BadRequest, Cause, NotFound, Timeout
+from control.fieldselectors import (
+    FieldSelector,
+    field_selector_for_kind,
+    object_fields,
+    parse_field_selector,
+)
+from control.requestinfo import QueryOptions
+from control.selectors import LabelSelector, SelectorError, parse_label_selector
+from control.storage import GroupResource, Storage, collection_prefix, encode_continue, object_key
+
+from .watchcache import WatchCache
+
+__all__ = ["Filter", "Reader", "make_filter"]
+
+_WAIT = 3.0  # how long a read waits for the cache to reach a resourceVersion
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Label and field selectors of a list or watch."""
+
+    kind: str
+    labels: LabelSelector
+    fields: FieldSelector
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        if not self.labels.empty and not self.labels.matches(meta.get("labels") or {}):
+            return False
+        return self.fields.empty or self.fields.matches(object_fields(self.kind, obj))
+
+
+def make_filter(rd: ResourceDef, opts: QueryOptions) -> Filter:
+    try:
+        labels = parse_label_selector(opts.label_selector)
+        fields = field_selector_for_kind(parse_field_selector(opts.field_selector), rd.kind)
+    except SelectorError as e:
+        raise BadRequest(f"unable to parse requirement: {e}") from None
+    return Filter(rd.kind, labels, fields)
+
+
+def _rv(text: str) -> int:
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise BadRequest(f"Invalid value: {text!r}: resourceVersion must be a non-negative "
+                         "integer")
+    return int(text)
+
+
+class Reader:
+    def __init__(self, storage: Storage, cache: WatchCache) -> None:
+        self.storage = storage
+        self.cache = cache
+
+    async def at_least(self, rv: int) -> None:
+        if not await self.cache.wait_for(rv, _WAIT):
+            raise Timeout(f"Too large resource version: {rv}, current: {self.cache.revision}",
+                          retry_after_seconds=1,
+                          causes=[Cause("ResourceVersionTooLarge", "Too large resource version")])
+
+    async def get(self, rd: ResourceDef, namespace: str, name: str,
+                  resource_version: str = "") -> dict[str, Any]:
+        """GET of one object: consistent from the store without a resourceVersion, from the
+        cache (once at least that new) with one."""
+        gr = GroupResource(rd.group, rd.resource)
+        if not resource_version:
+            return await self.storage.get(gr, namespace, name)
+        rv = _rv(resource_version)
+        if rv:
+            await self.at_least(rv)
+        obj = self.cache.get(object_key(gr, namespace, name))
+        if obj is None:
+            raise NotFound(rd.resource, name, group=rd.group)
+        return copy.deepcopy(obj)
+
+    async def list(self, rd: ResourceDef, namespace: str, opts: QueryOptions,
+                   flt: Filter) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """``(items, list metadata)`` of one page."""
+        gr = GroupResource(rd.group, rd.resource)
+        match, rv_text = opts.resource_version_match, opts.resource_version
+        if match and not rv_text:
+            raise BadRequest("resourceVersionMatch is forbidden unless resourceVersion is "
+                             "provided")
+        exact = match == "Exact" or (not match and opts.limit and rv_text not in ("", "0"))
+        if opts.continue_token or exact:
+            return await self._from_store(gr, namespace, opts, flt)
+        if rv_text == "":
+            if not await self.cache.sync():
+                return await self._from_store(gr, namespace, opts, flt)
+        elif rv_text != "0":
+            await self.at_least(_rv(rv_text))
+        prefix = collection_prefix(gr, namespace)
+        objects, rev = self.cache.snapshot(prefix)
+        items: list[dict[str, Any]] = []
+        meta: dict[str, Any] = {"resourceVersion": str(rev)}
+        for i, (key, obj) in enumerate(objects):
+            if not flt.matches(obj):
+                continue
+            if opts.limit and len(items) == opts.limit:
+                last = objects[i - 1][0][len(prefix):].decode()
+                meta["continue"] = encode_continue(rev, last + "\0")
+                break
+            items.append(copy.deepcopy(obj))
+        return items, meta
+
+    async def _from_store(self, gr: GroupResource, namespace: str, opts: QueryOptions,
+                          flt: Filter) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        page = await self.storage.list(
+            gr, namespace, limit=opts.limit, continue_token=opts.continue_token or None,
+            resource_version=opts.resource_version or None,
+            resource_version_match=opts.resource_version_match or None)
+        meta: dict[str, Any] = {"resourceVersion": page.resource_version}
+        if page.continue_token:
+            meta["continue"] = page.continue_token
+            if page.remaining_item_count is not None and flt.labels.empty and flt.fields.empty:
+                meta["remainingItemCount"] = page.remaining_item_count
+        return [o for o in page.items if flt.matches(o)], meta

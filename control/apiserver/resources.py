@@ -1,0 +1,250 @@
+"""HTTP handlers of resource requests: the verbs of every stored resource and its subresources.
+
+Authentication and authorization have run (:mod:`pipeline`); here the request is decoded,
+handed to the registry or the reader, and the answer encoded (as a Table when kubectl asks).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from control.catalog import ResourceDef, lookup
+from control.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
+from control.rbac import UserInfo
+from control.requestinfo import RequestInfo
+from control.tables import table_for
+
+from . import subresources
+from .codec import (
+    PATCH_TYPES,
+    Decoded,
+    decode_body,
+    media_type,
+    read_body,
+    respond,
+    strict_problems,
+    unknown_fields,
+)
+from .patches import APPLY, apply_patch, parse_patch, patch_resource_version
+from .reads import make_filter
+from .registry import WriteContext
+from .state import APIState
+from .watching import serve_watch
+
+__all__ = ["handle_resource", "render", "wants_table"]
+
+
+def wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def render(request: web.Request, rd: ResourceDef, objects: list[dict[str, Any]],
+           list_meta: dict[str, Any], api: APIState) -> dict[str, Any]:
+    include = request.query.get("includeObject", "Metadata")
+    try:
+        return table_for(rd.kind, objects, list_meta=list_meta, include_object=include,
+                         now=api.inputs.now())
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+
+
+def _manager(request: web.Request, info: RequestInfo) -> str:
+    """``fieldManager``, else the User-Agent's program name, as kube-apiserver does."""
+    if info.options.field_manager:
+        if len(info.options.field_manager) > 128:
+            raise BadRequest("fieldManager: Too long: may not be more than 128 bytes")
+        return info.options.field_manager
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0][:128] or "unknown"
+
+
+def _dry_run(info: RequestInfo) -> bool:
+    for v in info.options.dry_run:
+        if v != "All":
+            raise BadRequest(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    return bool(info.options.dry_run)
+
+
+def _validated(info: RequestInfo, decoded: Decoded) -> tuple[dict[str, Any], list[str]]:
+    """Apply fieldValidation: Strict refuses, Warn warns, Ignore drops silently."""
+    mode = info.options.field_validation or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: '
+                         '"Ignore", "Strict", "Warn"')
+    problems = strict_problems(decoded)
+    if problems and mode == "Strict":
+        raise BadRequest("strict decoding error: " + ", ".join(problems))
+    return decoded.obj, problems if mode == "Warn" else []
+
+
+def _warned(resp: web.Response, warnings: list[str]) -> web.Response:
+    for w in warnings:
+        resp.headers.add("Warning", f'299 - "{w}"')
+    return resp
+
+
+async def handle_resource(request: web.Request, api: APIState, info: RequestInfo,
+                          user: UserInfo) -> web.StreamResponse:
+    rd = lookup(info.api_group, info.api_version, info.resource)
+    if rd is None:
+        raise NotFound(info.resource, "", group=info.api_group)
+    if info.options.errors:
+        raise BadRequest("; ".join(info.options.errors))
+    if rd.namespaced and not info.namespace and info.verb not in ("list", "watch"):
+        raise NotFound(info.resource, info.name, group=rd.group)
+    if rd.virtual:
+        return await subresources.review(request, api, rd, info, user)
+    if info.subresource:
+        if rd.subresource(info.subresource) is None:
+            raise NotFound(f"{rd.resource}/{info.subresource}", info.name, group=rd.group)
+        return await subresources.dispatch(request, api, rd, info, user, _context(
+            request, rd, info, user))
+    if info.verb not in rd.verbs:
+        raise MethodNotAllowed(rd.resource, info.verb, group=rd.group)
+    ctx = _context(request, rd, info, user)
+    if info.verb == "get":
+        obj = await api.reader.get(rd, info.namespace, info.name,
+                                   info.options.resource_version)
+        return _one(request, rd, obj, api)
+    if info.verb == "list":
+        flt = make_filter(rd, info.options)
+        items, meta = await api.reader.list(rd, info.namespace, info.options, flt)
+        if wants_table(request):
+            return respond(render(request, rd, items, meta, api))
+        return respond({"kind": rd.list_kind, "apiVersion": rd.api_version, "metadata": meta,
+                        "items": items})
+    if info.verb == "watch":
+        return await serve_watch(request, api, rd, info, wants_table(request))
+    if info.verb == "create":
+        obj, warnings = _validated(info, decode_body(await read_body(request),
+                                                     request.headers.get("Content-Type")))
+        out = await api.registry.create(ctx, obj)
+        return _warned(respond(out, 201), warnings)
+    if info.verb == "update":
+        obj, warnings = _validated(info, decode_body(await read_body(request),
+                                                     request.headers.get("Content-Type")))
+        out = await api.registry.update(ctx, obj)
+        return _warned(respond(out), warnings)
+    if info.verb == "patch":
+        return await patch(request, api, ctx, info)
+    if info.verb == "delete":
+        return await delete(request, api, ctx, info)
+    if info.verb == "deletecollection":
+        return await delete_collection(request, api, ctx, info)
+    raise MethodNotAllowed(rd.resource, info.verb, group=rd.group)
+
+
+def _context(request: web.Request, rd: ResourceDef, info: RequestInfo,
+             user: UserInfo) -> WriteContext:
+    return WriteContext(user=user, rd=rd, namespace=info.namespace if rd.namespaced else "",
+                        name=info.name, subresource=info.subresource,
+                        field_manager=_manager(request, info), dry_run=_dry_run(info))
+
+
+def _one(request: web.Request, rd: ResourceDef, obj: dict[str, Any],
+         api: APIState, status: int = 200) -> web.Response:
+    if wants_table(request):
+        return respond(render(request, rd, [obj], {"resourceVersion":
+                                                   obj["metadata"].get("resourceVersion", "")},
+                              api), status)
+    return respond(obj, status)
+
+
+async def patch(request: web.Request, api: APIState, ctx: WriteContext,
+                info: RequestInfo, *, transform: Any = None) -> web.Response:
+    """PATCH of the object (or of its status): read, patch, run the update pipeline, CAS."""
+    media = media_type(request.headers.get("Content-Type"))
+    if media not in PATCH_TYPES:
+        raise APIError(415, "UnsupportedMediaType",
+                       f"the body of the request was in an unknown format - accepted media "
+                       f"types include: {', '.join(PATCH_TYPES)}")
+    doc = parse_patch(await read_body(request), media)
+    warnings: list[str] = []
+    if isinstance(doc, dict):
+        unknown = [p for p in unknown_fields(ctx.rd.api_version, ctx.rd.kind,
+                                             {**doc, "apiVersion": ctx.rd.api_version,
+                                              "kind": ctx.rd.kind})
+                   if not any(part.startswith("$") for part in p.split("."))]
+        _, warnings = _validated(info, Decoded(doc, unknown, []))
+    rd, now = ctx.rd, api.inputs.timestamp()
+    force = info.options.force
+    if media == APPLY:
+        ctx.extra["apply"] = True
+        if doc.get("metadata", {}).get("name", ctx.name) != ctx.name:
+            raise BadRequest("the name of the object does not match the name on the URL")
+        try:
+            await api.storage.get(ctx.gr, ctx.namespace, ctx.name)
+        except NotFound:
+            if ctx.subresource:
+                raise
+            created = apply_patch(None, doc, media, kind=rd.kind, api_version=rd.api_version,
+                                  manager=ctx.field_manager, force=force, now=now)
+            created.setdefault("metadata", {})["name"] = ctx.name
+            out = await api.registry.create(ctx, created)
+            return _warned(respond(out, 201), warnings)
+    expected = patch_resource_version(doc)
+
+    def mutate(old: dict[str, Any]) -> dict[str, Any]:
+        if expected and old["metadata"].get("resourceVersion") != expected:
+            raise Conflict(rd.resource, ctx.name, group=rd.group)
+        return apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
+                           manager=ctx.field_manager, force=force, now=now)
+
+    out = await api.registry.mutate(ctx, mutate, prepared=False)
+    return _warned(respond(out), warnings)
+
+
+async def _delete_options(request: web.Request, info: RequestInfo) -> dict[str, Any]:
+    body = await read_body(request)
+    options: dict[str, Any] = {}
+    if body.strip():
+        decoded = decode_body(body, request.headers.get("Content-Type"))
+        options = decoded.obj
+    if info.options.propagation_policy:
+        options.setdefault("propagationPolicy", info.options.propagation_policy)
+    grace = request.query.get("gracePeriodSeconds")
+    if grace is not None:
+        try:
+            options.setdefault("gracePeriodSeconds", int(grace))
+        except ValueError:
+            raise BadRequest("gracePeriodSeconds must be an integer") from None
+    return options
+
+
+def _success(rd: ResourceDef, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {"name": meta.get("name", ""), "group": rd.group, "kind": rd.resource,
+                        "uid": meta.get("uid", "")}}
+
+
+async def delete(request: web.Request, api: APIState, ctx: WriteContext,
+                 info: RequestInfo) -> web.Response:
+    options = await _delete_options(request, info)
+    obj, gone = await api.registry.delete(ctx, options)
+    if not gone or ctx.rd.resource == "pods":
+        return respond(obj)
+    return respond(_success(ctx.rd, obj))
+
+
+async def delete_collection(request: web.Request, api: APIState, ctx: WriteContext,
+                            info: RequestInfo) -> web.Response:
+    options = await _delete_options(request, info)
+    flt = make_filter(ctx.rd, info.options)
+    items, meta = await api.reader.list(ctx.rd, ctx.namespace, info.options, flt)
+    deleted = []
+    for obj in items:
+        one = copy.copy(ctx)
+        one.name = obj["metadata"]["name"]
+        one.namespace = obj["metadata"].get("namespace", "")
+        try:
+            out, _ = await api.registry.delete(one, options)
+        except NotFound:
+            continue
+        deleted.append(out)
+    return respond({"kind": ctx.rd.list_kind, "apiVersion": ctx.rd.api_version,
+                    "metadata": {"resourceVersion": meta.get("resourceVersion", "")},
+                    "items": deleted})

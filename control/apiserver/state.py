@@ -1,0 +1,108 @@
+"""What one apiserver holds: store client, storage, watch cache, registry, authorizer.
+
+The RBAC policy and the admission plugins read the cluster through the watch cache
+(:class:`CacheView`), as kube-apiserver's informers feed its authorizer and admission; the
+ResourceQuota plugin charges usage with a compare-and-swap through storage.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from control.admission import AdmissionChain, default_chain
+from control.catalog import ResourceDef
+from control.rbac import UnionAuthorizer, new_authorizer
+from control.rbac.rbac import RBACAuthorizer
+from control.storage import GroupResource, Storage, collection_prefix, object_key
+from store.client import StoreClient
+
+from .objectmeta import Inputs
+from .reads import Reader
+from .registry import Registry
+from .watchcache import WatchCache
+
+__all__ = ["APIState", "CacheView"]
+
+_RBAC = "rbac.authorization.k8s.io"
+
+
+class CacheView:
+    """Read-only cluster state from the watch cache (admission's ClusterView and RBAC's
+    RBACSource).  Objects are copies only where callers could change them."""
+
+    def __init__(self, cache: WatchCache) -> None:
+        self.cache = cache
+
+    def get(self, group: str, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.cache.get(object_key(GroupResource(group, resource), namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def list(self, group: str, resource: str, namespace: str = "") -> list[dict[str, Any]]:
+        items, _ = self.cache.snapshot(collection_prefix(GroupResource(group, resource),
+                                                         namespace))
+        return [copy.deepcopy(o) for _, o in items]
+
+    def _raw(self, resource: str, namespace: str = "") -> Iterable[dict[str, Any]]:
+        items, _ = self.cache.snapshot(collection_prefix(GroupResource(_RBAC, resource),
+                                                         namespace))
+        return [o for _, o in items]
+
+    # RBACSource
+    def roles_in(self, namespace: str) -> Iterable[dict[str, Any]]:
+        return self._raw("roles", namespace) if namespace else ()
+
+    def cluster_roles(self) -> Iterable[dict[str, Any]]:
+        return self._raw("clusterroles")
+
+    def role_bindings_in(self, namespace: str) -> Iterable[dict[str, Any]]:
+        return self._raw("rolebindings", namespace) if namespace else ()
+
+    def cluster_role_bindings(self) -> Iterable[dict[str, Any]]:
+        return self._raw("clusterrolebindings")
+
+
+class _QuotaWriter:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    async def update_quota_status(self, namespace: str, name: str,
+                                  mutate: Callable[[dict[str, Any]], dict[str, Any]]
+                                  ) -> dict[str, Any]:
+        return await self.storage.guaranteed_update(GroupResource("", "resourcequotas"),
+                                                    namespace, name, mutate)
+
+
+@dataclass
+class APIState:
+    client: StoreClient
+    storage: Storage
+    cache: WatchCache
+    view: CacheView
+    reader: Reader
+    registry: Registry
+    authorizer: UnionAuthorizer
+    rbac: RBACAuthorizer
+    inputs: Inputs
+    server_url: str = ""
+
+    @classmethod
+    def build(cls, client: StoreClient, *, inputs: Inputs | None = None,
+              chain: AdmissionChain | None = None, server_url: str = "") -> APIState:
+        inputs = inputs or Inputs()
+        storage = Storage(client)
+        cache = WatchCache(client)
+        view = CacheView(cache)
+        chain = chain or default_chain(quota_writer=_QuotaWriter(storage),
+                                       random_suffix=inputs.suffix)
+        authorizer = new_authorizer(view)
+        rbac = RBACAuthorizer(view)
+        return cls(client, storage, cache, view, Reader(storage, cache),
+                   Registry(storage, chain, view, inputs=inputs), authorizer, rbac, inputs,
+                   server_url)
+
+
+def kind_of(rd: ResourceDef) -> str:
+    return rd.kind

@@ -1,0 +1,177 @@
+"""Subresources (status, scale, binding, log, finalize) and the computed review resources.
+
+``status`` writes only status (the strategy's status split), ``scale`` reads and writes
+``spec.replicas`` through an ``autoscaling/v1`` Scale, ``binding`` assigns a pod to a node
+once, ``finalize`` sets a namespace's ``spec.finalizers``.  Access and self reviews answer
+from the authorizer and the caller's identity; nothing is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from control.catalog import ResourceDef
+from control.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
+from control.rbac import ReviewSpecError, UserInfo, access_review_status, rules_review_status
+from control.requestinfo import RequestInfo
+
+from .codec import decode_body, read_body, respond
+from .registry import WriteContext
+from .state import APIState
+
+__all__ = ["dispatch", "review", "to_scale"]
+
+
+def to_scale(rd: ResourceDef, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata", {})
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                               "creationTimestamp") if k in meta},
+            "spec": {"replicas": spec.get("replicas", 0)},
+            "status": {"replicas": status.get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}
+
+
+async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
+                   user: UserInfo, ctx: WriteContext) -> web.StreamResponse:
+    from .resources import _one, patch  # the main-resource code paths, shared
+
+    sub, verb = info.subresource, info.verb
+    allowed = rd.subresource(sub)
+    assert allowed is not None
+    if verb not in allowed.verbs:
+        raise MethodNotAllowed(f"{rd.resource}/{sub}", verb, group=rd.group)
+    if sub == "scale":
+        return await _scale(request, api, rd, info, ctx)
+    if sub == "binding":
+        return await _bind(request, api, ctx)
+    if sub == "log":
+        return await _log(api, rd, info)
+    if verb == "get":
+        return _one(request, rd, await api.reader.get(rd, info.namespace, info.name), api)
+    if verb == "patch":
+        return await patch(request, api, ctx, info)
+    body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+    if sub == "finalize":
+        return respond(await _finalize(api, ctx, body))
+    return respond(await api.registry.update(ctx, body))
+
+
+async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
+                 ctx: WriteContext) -> web.Response:
+    from .patches import apply_patch, parse_patch
+    from .codec import media_type
+
+    if info.verb == "get":
+        return respond(to_scale(rd, await api.reader.get(rd, info.namespace, info.name)))
+    if info.verb == "update":
+        body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+        wanted: Any = (body.get("spec") or {}).get("replicas")
+        doc = None
+    else:
+        media = media_type(request.headers.get("Content-Type"))
+        doc, wanted = parse_patch(await read_body(request), media), None
+    ctx.subresource = ""  # the write goes to the main resource's spec
+
+    def mutate(old: dict[str, Any]) -> dict[str, Any]:
+        replicas = wanted
+        if doc is not None:
+            scale = apply_patch(to_scale(rd, old), doc, media, kind="Scale",
+                                api_version="autoscaling/v1", manager=ctx.field_manager,
+                                force=info.options.force, now=api.inputs.timestamp())
+            replicas = (scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise APIError(422, "Invalid", f'Scale.autoscaling "{ctx.name}" is invalid: '
+                           f"spec.replicas: Invalid value: {replicas!r}: must be greater than "
+                           "or equal to 0")
+        new = dict(old)
+        new["spec"] = {**(old.get("spec") or {}), "replicas": replicas}
+        return new
+
+    out = await api.registry.mutate(ctx, mutate, prepared=False)
+    return respond(to_scale(rd, out))
+
+
+async def _bind(request: web.Request, api: APIState, ctx: WriteContext) -> web.Response:
+    body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+    target = body.get("target") or {}
+    node = target.get("name")
+    if not node or (target.get("kind") or "Node") != "Node":
+        raise BadRequest("binding target must be a Node with a name")
+    ctx.subresource = "binding"
+
+    def bind(old: dict[str, Any]) -> dict[str, Any]:
+        spec = old.setdefault("spec", {})
+        if spec.get("nodeName"):
+            raise Conflict("pods", ctx.name, why=(
+                f"pod {ctx.name} is already assigned to node \"{spec['nodeName']}\""))
+        if old["metadata"].get("deletionTimestamp"):
+            raise Conflict("pods", ctx.name, why=f"pod {ctx.name} is being deleted, cannot "
+                           "be assigned to a host")
+        spec["nodeName"] = node
+        status = old.setdefault("status", {})
+        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        conds.append({"type": "PodScheduled", "status": "True",
+                      "lastTransitionTime": api.inputs.timestamp()})
+        status["conditions"] = conds
+        return old
+
+    await api.storage.guaranteed_update(ctx.gr, ctx.namespace, ctx.name, bind)
+    return respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                    "status": "Success", "code": 201}, 201)
+
+
+async def _log(api: APIState, rd: ResourceDef, info: RequestInfo) -> web.Response:
+    pod = await api.reader.get(rd, info.namespace, info.name)
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise BadRequest(f'pod "{info.name}" has no node assigned; it has no logs yet')
+    raise APIError(503, "ServiceUnavailable",
+                   f'no node agent is serving logs for node "{node}" yet')
+
+
+async def _finalize(api: APIState, ctx: WriteContext, body: dict[str, Any]) -> dict[str, Any]:
+    finalizers = (body.get("spec") or {}).get("finalizers") or []
+    if not isinstance(finalizers, list):
+        raise BadRequest("spec.finalizers must be a list")
+
+    def fin(old: dict[str, Any]) -> dict[str, Any]:
+        old.setdefault("spec", {})["finalizers"] = finalizers
+        return old
+
+    out = await api.storage.guaranteed_update(ctx.gr, "", ctx.name, fin)
+    meta = out["metadata"]
+    if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers"):
+        try:
+            return await api.storage.delete(ctx.gr, "", ctx.name)
+        except NotFound:
+            pass
+    return out
+
+
+async def review(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
+                 user: UserInfo) -> web.Response:
+    if info.verb != "create":
+        raise MethodNotAllowed(rd.resource, info.verb, group=rd.group)
+    body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+    spec = body.get("spec") or {}
+    out = {"kind": rd.kind, "apiVersion": rd.api_version,
+           "metadata": {"creationTimestamp": None}, "spec": spec}
+    try:
+        if rd.resource == "selfsubjectreviews":
+            out.pop("spec")
+            out["status"] = {"userInfo": user.to_status()}
+        elif rd.resource == "selfsubjectaccessreviews":
+            out["status"] = access_review_status(api.authorizer, user, spec)
+        elif rd.resource == "selfsubjectrulesreviews":
+            out["status"] = rules_review_status(api.rbac, user, spec.get("namespace", ""))
+        else:  # subjectaccessreviews: about someone else
+            subject = UserInfo(name=spec.get("user", ""), groups=tuple(spec.get("groups") or ()))
+            out["status"] = access_review_status(api.authorizer, subject, spec)
+    except ReviewSpecError as e:
+        raise APIError(422, "Invalid", f'{rd.kind}.{rd.group} "" is invalid: {e}') from None
+    return respond(out, 201)

@@ -1,0 +1,176 @@
+"""``GET …?watch=true``: a chunked stream of JSON events, one per line, from the watch cache.
+
+Start (apiserver ``watch`` semantics):
+
+* no resourceVersion or ``0``: synthetic ``ADDED`` for every current object, then changes;
+* ``N``: every change after N (410 ``Expired`` as an ERROR event if N left the window);
+* ``sendInitialEvents=true`` (watch-list; needs ``resourceVersionMatch=NotOlderThan`` and
+  ``allowWatchBookmarks=true``): ``ADDED`` for a consistent snapshot, then one ``BOOKMARK``
+  annotated ``k8s.io/initial-events-end: "true"``, then changes.
+
+Selectors filter events; an object that starts or stops matching arrives as ADDED or DELETED.
+Bookmarks (store progress) only with ``allowWatchBookmarks``.  The stream ends after
+``timeoutSeconds`` (default: a random 30–60 min, like kube-apiserver) or when the client goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from typing import Any
+
+from aiohttp import web
+
+from control.catalog import ResourceDef
+from control.errors import APIError, BadRequest, Invalid, Cause
+from control.requestinfo import RequestInfo
+from control.storage import GroupResource, collection_prefix
+from control.tables import table_for
+
+from .reads import Filter, make_filter
+from .state import APIState
+from .watchcache import CacheEvent
+
+__all__ = ["serve_watch"]
+
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+
+def _check(info: RequestInfo) -> None:
+    o = info.options
+    if o.send_initial_events is not None:
+        causes = []
+        if o.resource_version_match != "NotOlderThan":
+            causes.append(Cause("FieldValueForbidden", "sendInitialEvents requires setting "
+                                "resourceVersionMatch to NotOlderThan", "resourceVersionMatch"))
+        if o.send_initial_events and not o.allow_watch_bookmarks:
+            causes.append(Cause("FieldValueForbidden", "sendInitialEvents requires setting "
+                                "allowWatchBookmarks=true", "allowWatchBookmarks"))
+        if causes:
+            raise Invalid("ListOptions", "", causes, group="meta.k8s.io")
+    elif o.resource_version_match:
+        raise BadRequest("resourceVersionMatch is forbidden for watch unless "
+                         "sendInitialEvents is provided")
+
+
+class _Stream:
+    """Writes events to one response, as Tables when kubectl asked for them."""
+
+    def __init__(self, resp: web.StreamResponse, rd: ResourceDef, table: bool,
+                 api: APIState) -> None:
+        self.resp, self.rd, self.table, self.api = resp, rd, table, api
+
+    def _obj(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if self.table:
+            return table_for(self.rd.kind, [obj], list_meta={
+                "resourceVersion": obj["metadata"].get("resourceVersion", "")},
+                now=self.api.inputs.now())
+        out = dict(obj)
+        out.setdefault("kind", self.rd.kind)
+        out.setdefault("apiVersion", self.rd.api_version)
+        return out
+
+    async def send(self, typ: str, obj: dict[str, Any]) -> None:
+        line = json.dumps({"type": typ, "object": self._obj(obj)}, separators=(",", ":"),
+                          ensure_ascii=False)
+        await self.resp.write(line.encode() + b"\n")
+
+    async def bookmark(self, rv: int, *, initial_end: bool = False) -> None:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if initial_end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        obj = {"kind": self.rd.kind, "apiVersion": self.rd.api_version, "metadata": meta}
+        line = json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":"))
+        await self.resp.write(line.encode() + b"\n")
+
+    async def error(self, e: APIError) -> None:
+        line = json.dumps({"type": "ERROR", "object": e.to_status()}, separators=(",", ":"))
+        await self.resp.write(line.encode() + b"\n")
+
+
+def _translate(ev: CacheEvent, flt: Filter) -> tuple[str, dict[str, Any]] | None:
+    now = ev.type != "DELETED" and flt.matches(ev.obj)
+    before = ev.prev is not None and flt.matches(ev.prev)
+    if ev.type == "DELETED":
+        return ("DELETED", ev.obj) if flt.matches(ev.obj) else None
+    if now and before:
+        return "MODIFIED", ev.obj
+    if now:
+        return "ADDED", ev.obj
+    if before:
+        return "DELETED", ev.obj
+    return None
+
+
+async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
+                      info: RequestInfo, table: bool) -> web.StreamResponse:
+    _check(info)
+    o = info.options
+    flt = make_filter(rd, o)
+    prefix = collection_prefix(GroupResource(rd.group, rd.resource), info.namespace)
+    rv_text = o.resource_version
+    if rv_text and not rv_text.isdigit():
+        raise BadRequest(f"Invalid value: {rv_text!r}: resourceVersion must be a "
+                         "non-negative integer")
+    rv = int(rv_text or 0)
+    initial = o.send_initial_events if o.send_initial_events is not None else rv == 0
+    if initial and (o.send_initial_events or not rv_text):
+        if not await api.cache.sync():
+            raise APIError(503, "ServiceUnavailable", "the watch cache is catching up; retry")
+    elif rv:
+        await api.reader.at_least(rv)
+    resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                       "Cache-Control": "no-cache"})
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    stream = _Stream(resp, rd, table, api)
+    try:
+        if initial:
+            objects, start = api.cache.snapshot(prefix)
+            watcher = api.cache.watch(prefix, start)
+        else:
+            watcher = api.cache.watch(prefix, rv)
+    except APIError as e:  # 410 Expired: told in-band, as kube-apiserver does
+        await stream.error(e)
+        return resp
+    try:
+        if initial:
+            for _, obj in objects:
+                if flt.matches(obj):
+                    await stream.send("ADDED", obj)
+            if o.send_initial_events:
+                await stream.bookmark(start, initial_end=True)
+        await _pump(request, stream, watcher, flt, o.allow_watch_bookmarks,
+                    o.timeout_seconds)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        api.cache.stop(watcher)
+    return resp
+
+
+async def _pump(request: web.Request, stream: _Stream, watcher: Any, flt: Filter,
+                bookmarks: bool, timeout_seconds: int | None) -> None:
+    limit = timeout_seconds if timeout_seconds else random.uniform(1800, 3600)
+    deadline = time.monotonic() + limit
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            ev = await asyncio.wait_for(watcher.queue.get(), min(left, 1.0))
+        except TimeoutError:
+            if request.transport is None or request.transport.is_closing():
+                return
+            continue
+        if ev is None:
+            return  # the cache reinitialised: the client re-watches
+        if ev.type == "BOOKMARK":
+            if bookmarks:
+                await stream.bookmark(ev.revision)
+            continue
+        out = _translate(ev, flt)
+        if out is not None:
+            await stream.send(*out)

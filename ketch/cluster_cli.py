@@ -1,0 +1,79 @@
+"""``ketch up|down|status --dir DIR``: the whole local cluster (see :mod:`ketch.cluster`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from certs.authority import CertsError
+from ketch.cluster import Cluster, ClusterError
+
+__all__ = ["register"]
+
+
+def _up(args: argparse.Namespace) -> int:
+    cluster = Cluster(args.dir, apiservers=args.apiservers, port=args.port)
+    try:
+        cluster.up()
+    except (ClusterError, CertsError) as e:
+        print(f"error: {e}")
+        return 1
+    kc = cluster.kubeconfig
+    print(f"\nketch is up: apiserver {cluster.url}\n"
+          f"  export KUBECONFIG={kc}\n"
+          f"  kubectl get namespaces\n"
+          f"  kubectl create deployment web --image=nginx --replicas=2\n"
+          f"stop it with: ketch down --dir {args.dir}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    try:
+        Cluster(args.dir).down()
+    except ClusterError as e:
+        print(f"error: {e}")
+        return 1
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    cluster = Cluster(args.dir)
+    if not (Path(args.dir) / "control.json").exists():
+        print(f"error: no cluster in {args.dir}; start one with `ketch up --dir {args.dir}`")
+        return 1
+    st: dict[str, Any] = cluster.status()
+    if args.json:
+        print(json.dumps(st, indent=2, default=str))
+    else:
+        for name, a in st["apiservers"].items():
+            state = "ready" if a["ready"] else ("running, not ready" if a["pid"] else "stopped")
+            print(f"{name:<14} https://{a['listen']:<22} {state}"
+                  + (f" (pid {a['pid']})" if a["pid"] else ""))
+        for name, s in st["store"].items():
+            if s is None:
+                print(f"store {name:<8} not answering")
+            else:
+                role = "leader" if s.get("is_leader") else "follower"
+                print(f"store {name:<8} {role:<8} term {s.get('term')} revision "
+                      f"{s.get('revision')}")
+    ok = all(a["ready"] for a in st["apiservers"].values()) and all(st["store"].values())
+    return 0 if ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("up", help="start a local cluster (certs, store, apiserver)",
+                              description="Create (if needed) and start the cluster in DIR.")
+    p.add_argument("--dir", required=True, type=Path, help="the cluster directory")
+    p.add_argument("--apiservers", type=int, default=None, help="apiservers of a new cluster (1)")
+    p.add_argument("--port", type=int, default=None,
+                   help="first apiserver port of a new cluster (default 6443 if free)")
+    p.set_defaults(func=_up)
+    p = subparsers.add_parser("down", help="stop the cluster in DIR")
+    p.add_argument("--dir", required=True, type=Path)
+    p.set_defaults(func=_down)
+    p = subparsers.add_parser("status", help="apiservers and store replicas of DIR")
+    p.add_argument("--dir", required=True, type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_status)

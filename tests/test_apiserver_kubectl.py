@@ -298,3 +298,22 @@ def test_no_client_certificate_is_unauthorized(ketch: Cluster) -> None:
         assert e.code == 401 and body["reason"] == "Unauthorized" and body["kind"] == "Status"
     else:
         raise AssertionError("a request without a client certificate was served")
+
+
+def test_services_get_unique_cluster_ips_and_node_ports(kubectl: Kubectl) -> None:
+    kubectl.run("create", "service", "clusterip", "s1", "--tcp=80:8080")
+    kubectl.run("create", "service", "nodeport", "s2", "--tcp=80:8080")
+    s1, s2 = kubectl.json("get", "svc", "s1"), kubectl.json("get", "svc", "s2")
+    k = kubectl.json("get", "svc", "kubernetes")
+    ips = {s1["spec"]["clusterIP"], s2["spec"]["clusterIP"], k["spec"]["clusterIP"]}
+    assert len(ips) == 3 and k["spec"]["clusterIP"] == "10.96.0.1"
+    assert all(ip.startswith("10.") for ip in ips)
+    assert 30000 <= s2["spec"]["ports"][0]["nodePort"] <= 32767
+    table = kubectl.run("get", "svc", "s2").stdout.splitlines()
+    assert table[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert "NodePort" in table[1] and "80:" in table[1]
+    taken = s1["spec"]["clusterIP"]
+    p = kubectl.run("create", "service", "clusterip", "s3", "--tcp=80:80",
+                    f"--clusterip={taken}", check=False)
+    assert p.returncode != 0 and "already allocated" in p.stderr
+    kubectl.run("delete", "svc", "s1", "s2")

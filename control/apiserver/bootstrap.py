@@ -62,6 +62,13 @@ async def bootstrap(api: APIState) -> None:
     for ns in SYSTEM_NAMESPACES:
         await _ensure(api, _ctx("", "v1", "namespaces"),
                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    await _ensure(api, _ctx("", "v1", "services", "default"), {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP",
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                            "targetPort": 6443}]}})
     for role in bootstrap_cluster_roles():
         await _ensure(api, _ctx(_RBAC, "v1", "clusterroles"), role)
     for binding in bootstrap_cluster_role_bindings():

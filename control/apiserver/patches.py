@@ -55,7 +55,8 @@ def _api_error(e: PatchError) -> APIError:
 
 
 def apply_patch(live: dict[str, Any] | None, patch: Any, media: str, *, kind: str,
-                api_version: str, manager: str, force: bool, now: str) -> dict[str, Any]:
+                api_version: str, manager: str, force: bool, now: str,
+                ignore_status: bool = False) -> dict[str, Any]:
     """The patched object (``live`` is not changed).  ``live`` is None only for apply,
     which then creates."""
     try:
@@ -71,7 +72,8 @@ def apply_patch(live: dict[str, Any] | None, patch: Any, media: str, *, kind: st
         if not manager:
             raise BadRequest("PATCH with apply requires a fieldManager query parameter")
         return server_side_apply(live, patch, manager=manager, force=force, now=now,
-                                 schema=schema_for(kind), api_version=api_version)
+                                 schema=schema_for(kind), api_version=api_version,
+                                 ignore_status=ignore_status)
     except PatchError as e:
         raise _api_error(e) from None
 

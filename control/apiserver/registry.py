@@ -25,6 +25,7 @@ from control.rbac import UserInfo
 from control.storage import GroupResource, Storage
 from control.strategies import strategy_for
 
+from .allocation import Allocator
 from .objectmeta import Inputs, carry_over, prepare_create_meta
 
 __all__ = ["Registry", "WriteContext"]
@@ -54,11 +55,12 @@ class Registry:
     """Writes of every stored resource, parametrised by the catalog and the strategies."""
 
     def __init__(self, storage: Storage, admission: AdmissionChain, view: ClusterView,
-                 *, inputs: Inputs | None = None) -> None:
+                 *, inputs: Inputs | None = None, allocator: Allocator | None = None) -> None:
         self.storage = storage
         self.admission = admission
         self.view = view
         self.inputs = inputs or Inputs()
+        self.allocator = allocator
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -81,7 +83,8 @@ class Registry:
             return  # server-side apply recorded its own entry
         update_managed_fields(old, new, manager=ctx.field_manager or "unknown",
                               operation="Update", now=self.inputs.timestamp(),
-                              schema=schema_for(ctx.rd.kind), subresource=ctx.subresource)
+                              schema=schema_for(ctx.rd.kind), subresource=ctx.subresource,
+                              ignore_status=ctx.rd.subresource("status") is not None)
 
     def _defaults(self, ctx: WriteContext, obj: dict[str, Any]) -> None:
         obj.setdefault("apiVersion", ctx.rd.api_version)
@@ -133,7 +136,17 @@ class Registry:
         self._managed(ctx, None, obj)
         if ctx.dry_run:
             return obj
-        return await self.storage.create(ctx.gr, ctx.namespace, ctx.name, obj)
+        allocates = self.allocator is not None and getattr(strategy, "needs_cluster_ip", False)
+        if allocates:
+            assert self.allocator is not None
+            await self.allocator.allocate(strategy, obj)
+        try:
+            return await self.storage.create(ctx.gr, ctx.namespace, ctx.name, obj)
+        except BaseException:
+            if allocates:
+                assert self.allocator is not None
+                await self.allocator.release(obj)
+            raise
 
     # --- update / patch ------------------------------------------------------------------
 
@@ -196,13 +209,20 @@ class Registry:
 
     # --- delete --------------------------------------------------------------------------
 
+    async def _released(self, ctx: WriteContext, gone: dict[str, Any]) -> None:
+        strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
+        if self.allocator is not None and getattr(strategy, "needs_cluster_ip", False):
+            await self.allocator.release(gone)
+
     async def _remove(self, ctx: WriteContext, cur: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self.storage.delete(
+            gone = await self.storage.delete(
                 ctx.gr, ctx.namespace, ctx.name,
                 expected_resource_version=cur["metadata"]["resourceVersion"])
         except NotFound:
             return cur
+        await self._released(ctx, gone)
+        return gone
 
     async def delete(self, ctx: WriteContext, options: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """DELETE with DeleteOptions; ``(object, gone)``: gone is False while finalizers or a
@@ -226,6 +246,7 @@ class Registry:
             obj = await self.storage.delete(ctx.gr, ctx.namespace, ctx.name,
                                             expected_resource_version=pre.get("resourceVersion"),
                                             expected_uid=pre.get("uid"))
+            await self._released(ctx, obj)
             return obj, True
         stamp = self.inputs.now()
 

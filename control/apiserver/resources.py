@@ -171,6 +171,7 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
         _, warnings = _validated(info, Decoded(doc, unknown, []))
     rd, now = ctx.rd, api.inputs.timestamp()
     force = info.options.force
+    has_status = rd.subresource("status") is not None
     if media == APPLY:
         ctx.extra["apply"] = True
         if doc.get("metadata", {}).get("name", ctx.name) != ctx.name:
@@ -181,7 +182,8 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
             if ctx.subresource:
                 raise
             created = apply_patch(None, doc, media, kind=rd.kind, api_version=rd.api_version,
-                                  manager=ctx.field_manager, force=force, now=now)
+                                  manager=ctx.field_manager, force=force, now=now,
+                                  ignore_status=has_status)
             created.setdefault("metadata", {})["name"] = ctx.name
             out = await api.registry.create(ctx, created)
             return _warned(respond(out, 201), warnings)
@@ -191,7 +193,8 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
         if expected and old["metadata"].get("resourceVersion") != expected:
             raise Conflict(rd.resource, ctx.name, group=rd.group)
         return apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
-                           manager=ctx.field_manager, force=force, now=now)
+                           manager=ctx.field_manager, force=force, now=now,
+                           ignore_status=has_status)
 
     out = await api.registry.mutate(ctx, mutate, prepared=False)
     return _warned(respond(out), warnings)

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from control.admission import AdmissionChain, default_chain
-from control.catalog import ResourceDef
 from control.rbac import UnionAuthorizer, new_authorizer
 from control.rbac.rbac import RBACAuthorizer
 from control.storage import GroupResource, Storage, collection_prefix, object_key
 from store.client import StoreClient
 
+from .allocation import Allocator
 from .objectmeta import Inputs
 from .reads import Reader
 from .registry import Registry
@@ -99,10 +99,7 @@ class APIState:
                                        random_suffix=inputs.suffix)
         authorizer = new_authorizer(view)
         rbac = RBACAuthorizer(view)
-        return cls(client, storage, cache, view, Reader(storage, cache),
-                   Registry(storage, chain, view, inputs=inputs), authorizer, rbac, inputs,
-                   server_url)
-
-
-def kind_of(rd: ResourceDef) -> str:
-    return rd.kind
+        registry = Registry(storage, chain, view, inputs=inputs,
+                            allocator=Allocator(storage, cache))
+        return cls(client, storage, cache, view, Reader(storage, cache), registry, authorizer,
+                   rbac, inputs, server_url)

@@ -317,3 +317,14 @@ def test_services_get_unique_cluster_ips_and_node_ports(kubectl: Kubectl) -> Non
                     f"--clusterip={taken}", check=False)
     assert p.returncode != 0 and "already allocated" in p.stderr
     kubectl.run("delete", "svc", "s1", "s2")
+
+
+def test_ketch_status_reports_apiserver_and_store(ketch: Cluster) -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "ketch", "status", "--dir", str(ketch.dir)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "apiserver-1" in p.stdout and "ready" in p.stdout
+    assert p.stdout.count("store ") == 3 and "leader" in p.stdout

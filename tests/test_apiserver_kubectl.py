@@ -108,6 +108,8 @@ def test_scale_label_annotate_and_patch(kubectl: Kubectl) -> None:
     assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.26"
     assert d["spec"]["paused"] is True and d["spec"]["replicas"] == 4
     assert d["metadata"]["generation"] == 6
+    described = kubectl.run("describe", "deployment", "sc").stdout
+    assert "Replicas:" in described and "nginx:1.26" in described and "tier=web" in described
     shown = kubectl.run("get", "deploy", "-l", "tier=web", "--show-labels").stdout
     assert "sc" in shown and "tier=web" in shown
     bad = kubectl.run("patch", "deployment", "sc", "--type=json", "-p",
@@ -328,3 +330,25 @@ def test_ketch_status_reports_apiserver_and_store(ketch: Cluster) -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     assert "apiserver-1" in p.stdout and "ready" in p.stdout
     assert p.stdout.count("store ") == 3 and "leader" in p.stdout
+
+
+def test_store_leader_kill_while_kubectl_watches(ketch: Cluster, kubectl: Kubectl) -> None:
+    from tests.conftest import wait_for_leader
+
+    w = kubectl.popen("get", "configmaps", "-w", "--output-watch-events", "-l", "kill=test")
+    assert w.stdout is not None
+    try:
+        kubectl.run("create", "configmap", "before-kill")
+        kubectl.run("label", "configmap", "before-kill", "kill=test")
+        poll(lambda: "before-kill" in w.stdout.readline(), timeout=20)  # type: ignore[union-attr]
+        leader = wait_for_leader(ketch.store)
+        ketch.store.kill(leader)
+        kubectl.run("create", "configmap", "after-kill")  # succeeds after a short pause
+        kubectl.run("label", "configmap", "after-kill", "kill=test")
+        poll(lambda: "after-kill" in w.stdout.readline(), timeout=30)  # type: ignore[union-attr]
+        assert w.poll() is None, "kubectl get -w ended"
+    finally:
+        w.kill()
+        w.wait()
+        ketch.store.start(leader)
+    kubectl.run("delete", "cm", "before-kill", "after-kill")

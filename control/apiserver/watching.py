@@ -72,10 +72,22 @@ class _Stream:
         out.setdefault("apiVersion", self.rd.api_version)
         return out
 
+    def _line(self, typ: str, obj: dict[str, Any]) -> bytes:
+        return json.dumps({"type": typ, "object": self._obj(obj)}, separators=(",", ":"),
+                          ensure_ascii=False).encode() + b"\n"
+
     async def send(self, typ: str, obj: dict[str, Any]) -> None:
-        line = json.dumps({"type": typ, "object": self._obj(obj)}, separators=(",", ":"),
-                          ensure_ascii=False)
-        await self.resp.write(line.encode() + b"\n")
+        await self.resp.write(self._line(typ, obj))
+
+    async def send_event(self, typ: str, ev: CacheEvent) -> None:
+        """Like :meth:`send`, encoding each (event, type) once for all plain-JSON streams."""
+        if self.table:
+            await self.send(typ, ev.obj)
+            return
+        line = ev.lines.get(typ)
+        if line is None:
+            line = ev.lines[typ] = self._line(typ, ev.obj)
+        await self.resp.write(line)
 
     async def bookmark(self, rv: int, *, initial_end: bool = False) -> None:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
@@ -173,4 +185,4 @@ async def _pump(request: web.Request, stream: _Stream, watcher: Any, flt: Filter
             continue
         out = _translate(ev, flt)
         if out is not None:
-            await stream.send(*out)
+            await stream.send_event(out[0], ev)

@@ -14,7 +14,7 @@ from control.admission.default_toleration_seconds import DefaultTolerationSecond
 from control.admission.limit_ranger import LimitRanger
 from control.admission.namespace_lifecycle import NamespaceLifecycle
 from control.admission.node_restriction import NodeRestriction
-from control.admission.quantity import (
+from control.quantity import (
     Quantity,
     QuantityError,
     format_quantity,

@@ -12,7 +12,7 @@ from control.admission.default_toleration_seconds import DefaultTolerationSecond
 from control.admission.limit_ranger import LimitRanger
 from control.admission.namespace_lifecycle import NamespaceLifecycle
 from control.admission.node_restriction import NodeRestriction
-from control.admission.quantity import QuantityError
+from control.quantity import QuantityError
 from control.admission.request import (
     AdmissionRequest,
     ClusterView,

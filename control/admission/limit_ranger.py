@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from control.admission.quantity import Quantity
+from control.quantity import Quantity
 from control.admission.request import CREATE, UPDATE, AdmissionRequest, ClusterView, forbidden
 from control.admission.resources import (
     ResourceList,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from control.admission.quantity import Quantity
+from control.quantity import Quantity
 from control.admission.resources import (
     ResourceList,
     container_limits,

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from control.admission.quantity import Quantity
+from control.quantity import Quantity
 from control.admission.quota_usage import (
     nonnegative_delta,
     object_usage,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from control.admission.quantity import Quantity
+from control.quantity import Quantity
 
 __all__ = [
     "ResourceList",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from control.errors import Cause
@@ -87,12 +87,12 @@ def _default_pod_only(spec: dict[str, Any]) -> None:
                     requests.setdefault(name, value)
 
 
-def _sum_positive(into: dict[str, Decimal], values: Any) -> set[str]:
+def _sum_positive(into: dict[str, Fraction], values: Any) -> set[str]:
     found: set[str] = set()
     for name in ("cpu", "memory"):
         q = parse_quantity(values.get(name)) if isinstance(values, Mapping) else None
         if q is not None and q > 0:
-            into[name] = into.get(name, Decimal(0)) + q
+            into[name] = into.get(name, Fraction(0)) + q
             found.add(name)
     return found
 
@@ -100,8 +100,8 @@ def _sum_positive(into: dict[str, Decimal], values: Any) -> set[str]:
 def qos_class(spec: Mapping[str, Any]) -> str:
     """``BestEffort`` (no cpu/memory requests or limits anywhere), ``Guaranteed`` (every
     container limits both, and requests equal limits) or ``Burstable``."""
-    requests: dict[str, Decimal] = {}
-    limits: dict[str, Decimal] = {}
+    requests: dict[str, Fraction] = {}
+    limits: dict[str, Fraction] = {}
     guaranteed = True
     for group in _CONTAINER_GROUPS:
         for c in mappings(_containers(spec, group)):

@@ -1,6 +1,6 @@
 """Resource quantities (``500m``, ``1Gi``, ``2e3``): exact parsing and Kubernetes' canonical text.
 
-Admission compares and adds container requests, LimitRange bounds and quota usage with these.
+Strategies validate them, and admission compares and adds container requests, LimitRange bounds and quota usage with these.
 Values are exact ``Fraction``s rounded up to a multiple of 1n, as apimachinery's ``Quantity``
 does; the canonical form (``1000m`` → ``1``, ``1024Mi`` → ``1Gi``, ``1.5`` → ``1500m``) is the
 one Kubernetes prints in error messages and writes into ``ResourceQuota.status.used``.

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = [
-    "CRUD",
     "CREATE_ONLY",
+    "CRUD",
     "RESOURCES",
     "ResourceDef",
     "Subresource",

@@ -14,12 +14,6 @@ from control.admission.default_toleration_seconds import DefaultTolerationSecond
 from control.admission.limit_ranger import LimitRanger
 from control.admission.namespace_lifecycle import NamespaceLifecycle
 from control.admission.node_restriction import NodeRestriction
-from control.quantity import (
-    Quantity,
-    QuantityError,
-    format_quantity,
-    parse_quantity,
-)
 from control.admission.request import (
     CONNECT,
     CREATE,
@@ -33,6 +27,12 @@ from control.admission.request import (
 )
 from control.admission.resource_quota import ResourceQuota
 from control.admission.service_account import ServiceAccount
+from control.quantity import (
+    Quantity,
+    QuantityError,
+    format_quantity,
+    parse_quantity,
+)
 
 __all__ = [
     "CONNECT",

@@ -12,7 +12,6 @@ from control.admission.default_toleration_seconds import DefaultTolerationSecond
 from control.admission.limit_ranger import LimitRanger
 from control.admission.namespace_lifecycle import NamespaceLifecycle
 from control.admission.node_restriction import NodeRestriction
-from control.quantity import QuantityError
 from control.admission.request import (
     AdmissionRequest,
     ClusterView,
@@ -23,6 +22,7 @@ from control.admission.request import (
 from control.admission.resource_quota import ResourceQuota
 from control.admission.service_account import ServiceAccount
 from control.errors import BadRequest
+from control.quantity import QuantityError
 
 __all__ = ["AdmissionChain", "default_chain"]
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from control.quantity import Quantity
 from control.admission.request import CREATE, UPDATE, AdmissionRequest, ClusterView, forbidden
 from control.admission.resources import (
     ResourceList,
@@ -24,6 +23,7 @@ from control.admission.resources import (
     pod_requests,
     resource_list,
 )
+from control.quantity import Quantity
 
 __all__ = ["ANNOTATION", "LimitRanger"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from control.quantity import Quantity
 from control.admission.resources import (
     ResourceList,
     container_limits,
@@ -22,6 +21,7 @@ from control.admission.resources import (
     pod_requests,
     resource_list,
 )
+from control.quantity import Quantity
 
 __all__ = [
     "COMPUTE_CONSTRAINED",

@@ -16,7 +16,6 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from control.quantity import Quantity
 from control.admission.quota_usage import (
     nonnegative_delta,
     object_usage,
@@ -34,6 +33,7 @@ from control.admission.request import (
 )
 from control.admission.resources import ResourceList, resource_list
 from control.errors import NotFound
+from control.quantity import Quantity
 
 __all__ = ["ResourceQuota"]
 

@@ -21,7 +21,7 @@ from control.storage import GroupResource, Storage, object_key
 
 from .watchcache import WatchCache
 
-__all__ = ["Allocator", "IPADDRESSES", "NODEPORTS"]
+__all__ = ["IPADDRESSES", "NODEPORTS", "Allocator"]
 
 IPADDRESSES = GroupResource("networking.k8s.io", "ipaddresses")
 NODEPORTS = GroupResource("ketch.internal", "nodeports")
@@ -96,8 +96,10 @@ class Allocator:
             except NotFound:
                 pass
 
-    async def _requested(self, ip: str, owner: dict[str, str]) -> None:
-        """Reserve a cluster IP the client chose: in range and free, else 422."""
+    async def _requested(self, ip: str, owner: dict[str, str]) -> bool:
+        """Reserve a cluster IP the client chose: in range and free, else 422.  True if this
+        call made the reservation, False if the same service already held it (another
+        apiserver creating the same object at the same time)."""
         try:
             inside = ipaddress.ip_address(ip) in self.net
         except ValueError:
@@ -111,19 +113,45 @@ class Allocator:
                 "apiVersion": "networking.k8s.io/v1", "kind": "IPAddress",
                 "metadata": {"name": ip},
                 "spec": {"parentRef": {"group": "", "resource": "services", **owner}}})
+            return True
         except AlreadyExists:
+            held = await self.storage.get(IPADDRESSES, "", ip)
+            ref = (held.get("spec") or {}).get("parentRef") or {}
+            if (ref.get("namespace"), ref.get("name")) == (owner["namespace"], owner["name"]):
+                return False
             raise Invalid("Service", owner["name"], [Cause(
                 "FieldValueInvalid", f"Invalid value: \"{ip}\": provided IP is already "
                 "allocated", "spec.clusterIPs")]) from None
 
-    async def allocate(self, strategy: Any, service: dict[str, Any]) -> None:
-        """Fill in what the service's strategy says it needs; reserve a client-chosen IP."""
+    async def allocate(self, strategy: Any,
+                       service: dict[str, Any]) -> list[tuple[GroupResource, str]]:
+        """Fill in what the service's strategy says it needs; reserve a client-chosen IP.
+        Returns the reservations this call made (for :meth:`undo` if the create fails)."""
         meta = service.get("metadata") or {}
         ns, name = meta.get("namespace", ""), meta.get("name", "")
+        made: list[tuple[GroupResource, str]] = []
         chosen = (service.get("spec") or {}).get("clusterIP")
-        if strategy.wants_cluster_ip(service):
-            strategy.apply_cluster_ip(service, await self.cluster_ip(ns, name))
-        elif chosen and chosen != "None":
-            await self._requested(chosen, {"namespace": ns, "name": name})
-        for i in strategy.node_ports_wanted(service):
-            service["spec"]["ports"][i]["nodePort"] = await self.node_port(ns, name)
+        try:
+            if strategy.wants_cluster_ip(service):
+                ip = await self.cluster_ip(ns, name)
+                made.append((IPADDRESSES, ip))
+                strategy.apply_cluster_ip(service, ip)
+            elif chosen and chosen != "None" and await self._requested(
+                    chosen, {"namespace": ns, "name": name}):
+                made.append((IPADDRESSES, chosen))
+            for i in strategy.node_ports_wanted(service):
+                port = await self.node_port(ns, name)
+                made.append((NODEPORTS, str(port)))
+                service["spec"]["ports"][i]["nodePort"] = port
+        except BaseException:
+            await self.undo(made)
+            raise
+        return made
+
+    async def undo(self, made: list[tuple[GroupResource, str]]) -> None:
+        """Free reservations :meth:`allocate` made for a service that was not created."""
+        for gr, name in made:
+            try:
+                await self.storage.delete(gr, "", name)
+            except NotFound:
+                pass

@@ -17,11 +17,12 @@ revision, so the following pages read the same snapshot from the store.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from control.catalog import ResourceDef
-from control.errors import BadRequest, Cause, NotFound, Timeout
+from control.errors import BadRequest, Cause, Invalid, NotFound, Timeout
 from control.fieldselectors import (
     FieldSelector,
     field_selector_for_kind,
@@ -34,7 +35,7 @@ from control.storage import GroupResource, Storage, collection_prefix, encode_co
 
 from .watchcache import WatchCache
 
-__all__ = ["Filter", "Reader", "make_filter"]
+__all__ = ["Filter", "Reader", "make_filter", "validate_list_options"]
 
 _WAIT = 3.0  # how long a read waits for the cache to reach a resourceVersion
 
@@ -55,12 +56,41 @@ class Filter:
 
 
 def make_filter(rd: ResourceDef, opts: QueryOptions) -> Filter:
+    """The selectors of a list or watch; 400 with the parser's own message (``unable to
+    parse requirement: ...``, ``field label not supported: ...``) when one is bad."""
     try:
         labels = parse_label_selector(opts.label_selector)
         fields = field_selector_for_kind(parse_field_selector(opts.field_selector), rd.kind)
     except SelectorError as e:
-        raise BadRequest(f"unable to parse requirement: {e}") from None
+        raise BadRequest(str(e)) from None
     return Filter(rd.kind, labels, fields)
+
+
+def validate_list_options(opts: QueryOptions) -> None:
+    """apimachinery ``ValidateListOptions`` for a list: 422 Invalid ``ListOptions.meta.k8s.io``
+    with one cause per problem, as kube-apiserver's list handler answers."""
+    causes: list[Cause] = []
+    match = opts.resource_version_match
+    if match:
+        if not opts.resource_version:
+            causes.append(Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is "
+                                "forbidden unless resourceVersion is provided",
+                                "resourceVersionMatch"))
+        if opts.continue_token:
+            causes.append(Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is "
+                                "forbidden when continue is provided", "resourceVersionMatch"))
+        if match not in ("Exact", "NotOlderThan"):
+            causes.append(Cause("FieldValueNotSupported", f'Unsupported value: "{match}": '
+                                'supported values: "Exact", "NotOlderThan", ""',
+                                "resourceVersionMatch"))
+        if match == "Exact" and opts.resource_version == "0":
+            causes.append(Cause("FieldValueForbidden", 'Forbidden: resourceVersionMatch "exact" '
+                                'is forbidden for resourceVersion "0"', "resourceVersionMatch"))
+    if opts.send_initial_events is not None:
+        causes.append(Cause("FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden "
+                            "for list", "sendInitialEvents"))
+    if causes:
+        raise Invalid("ListOptions", "", causes, group="meta.k8s.io")
 
 
 def _rv(text: str) -> int:
@@ -102,10 +132,10 @@ class Reader:
                    flt: Filter) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """``(items, list metadata)`` of one page."""
         gr = GroupResource(rd.group, rd.resource)
+        validate_list_options(opts)
+        if opts.limit < 0:  # kube pages only for limit > 0; a negative one lists everything
+            opts = dataclasses.replace(opts, limit=0)
         match, rv_text = opts.resource_version_match, opts.resource_version
-        if match and not rv_text:
-            raise BadRequest("resourceVersionMatch is forbidden unless resourceVersion is "
-                             "provided")
         exact = match == "Exact" or (not match and opts.limit and rv_text not in ("", "0"))
         if opts.continue_token or exact:
             return await self._from_store(gr, namespace, opts, flt)

@@ -136,16 +136,14 @@ class Registry:
         self._managed(ctx, None, obj)
         if ctx.dry_run:
             return obj
-        allocates = self.allocator is not None and getattr(strategy, "needs_cluster_ip", False)
-        if allocates:
-            assert self.allocator is not None
-            await self.allocator.allocate(strategy, obj)
+        made = []
+        if self.allocator is not None and getattr(strategy, "needs_cluster_ip", False):
+            made = await self.allocator.allocate(strategy, obj)
         try:
             return await self.storage.create(ctx.gr, ctx.namespace, ctx.name, obj)
         except BaseException:
-            if allocates:
-                assert self.allocator is not None
-                await self.allocator.release(obj)
+            if made and self.allocator is not None:
+                await self.allocator.undo(made)
             raise
 
     # --- update / patch ------------------------------------------------------------------
@@ -160,6 +158,11 @@ class Registry:
             raise BadRequest(f"the name of the object ({new_meta.get('name')}) does not match "
                              f"the name on the URL ({ctx.name})")
         new_meta["name"] = ctx.name
+        sent_uid, uid = new_meta.get("uid"), old["metadata"].get("uid", "")
+        if sent_uid and sent_uid != uid:  # the body's uid is a precondition, as in kube
+            raise Conflict(ctx.rd.resource, ctx.name, group=ctx.rd.group, why=(
+                f"Precondition failed: UID in precondition: {sent_uid}, UID in object meta: "
+                f"{uid}"))
         carry_over(new, old)
         strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
         if ctx.subresource == "status":

@@ -7,12 +7,21 @@ handed to the registry or the reader, and the answer encoded (as a Table when ku
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from aiohttp import web
 
 from control.catalog import ResourceDef, lookup
-from control.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
+from control.errors import (
+    APIError,
+    BadRequest,
+    Cause,
+    Conflict,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+)
 from control.rbac import UserInfo
 from control.requestinfo import RequestInfo
 from control.tables import table_for
@@ -22,6 +31,7 @@ from .codec import (
     PATCH_TYPES,
     Decoded,
     decode_body,
+    drop_unknown_fields,
     media_type,
     read_body,
     respond,
@@ -51,46 +61,68 @@ def render(request: web.Request, rd: ResourceDef, objects: list[dict[str, Any]],
         raise BadRequest(str(e)) from None
 
 
+_OPTIONS_KIND = {"create": "CreateOptions", "update": "UpdateOptions", "patch": "PatchOptions",
+                 "delete": "DeleteOptions", "deletecollection": "DeleteOptions"}
+
+
+def _invalid_options(info: RequestInfo, cause: Cause) -> Invalid:
+    """A write's options that do not validate: 422 on ``CreateOptions.meta.k8s.io`` (etc.),
+    as kube-apiserver's handlers answer ``ValidateCreateOptions`` & co."""
+    kind = _OPTIONS_KIND.get(info.verb, "CreateOptions")
+    return Invalid(kind, "", [cause], group="meta.k8s.io")
+
+
 def _manager(request: web.Request, info: RequestInfo) -> str:
     """``fieldManager``, else the User-Agent's program name, as kube-apiserver does."""
     if info.options.field_manager:
         if len(info.options.field_manager) > 128:
-            raise BadRequest("fieldManager: Too long: may not be more than 128 bytes")
+            raise _invalid_options(info, Cause(
+                "FieldValueTooLong", "Too long: may not be more than 128 bytes", "fieldManager"))
         return info.options.field_manager
     agent = request.headers.get("User-Agent", "")
     return agent.split("/", 1)[0][:128] or "unknown"
 
 
 def _dry_run(info: RequestInfo) -> bool:
-    for v in info.options.dry_run:
-        if v != "All":
-            raise BadRequest(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+    if info.verb not in _OPTIONS_KIND:
+        return False  # reads have no dryRun
+    bad = [v for v in info.options.dry_run if v != "All"]
+    if bad:
+        shown = "[]string{" + ", ".join(json.dumps(v) for v in info.options.dry_run) + "}"
+        raise _invalid_options(info, Cause(
+            "FieldValueNotSupported", f'Unsupported value: {shown}: supported values: "All"',
+            "dryRun"))
     return bool(info.options.dry_run)
 
 
 def _validated(info: RequestInfo, decoded: Decoded) -> tuple[dict[str, Any], list[str]]:
-    """Apply fieldValidation: Strict refuses, Warn warns, Ignore drops silently."""
+    """Apply fieldValidation: Strict refuses, Warn warns, Ignore drops silently; unknown
+    fields are never kept (Go's decoder has nowhere to put them)."""
     mode = info.options.field_validation or "Warn"
     if mode not in ("Strict", "Warn", "Ignore"):
-        raise BadRequest(f'fieldValidation: Unsupported value: "{mode}": supported values: '
-                         '"Ignore", "Strict", "Warn"')
+        raise _invalid_options(info, Cause(
+            "FieldValueNotSupported", f'Unsupported value: "{mode}": supported values: "", '
+            '"Ignore", "Strict", "Warn"', "fieldValidation"))
     problems = strict_problems(decoded)
     if problems and mode == "Strict":
         raise BadRequest("strict decoding error: " + ", ".join(problems))
+    decoded.drop_unknown()
     return decoded.obj, problems if mode == "Warn" else []
 
 
 def _warned(resp: web.Response, warnings: list[str]) -> web.Response:
+    """RFC 7234 warn-text is a quoted string: inner quotes escaped, as Go's ``strconv.Quote``
+    (client-go's ``ParseWarningHeader`` drops a header it cannot parse)."""
     for w in warnings:
-        resp.headers.add("Warning", f'299 - "{w}"')
+        resp.headers.add("Warning", f"299 - {json.dumps(w, ensure_ascii=False)}")
     return resp
 
 
 async def handle_resource(request: web.Request, api: APIState, info: RequestInfo,
                           user: UserInfo) -> web.StreamResponse:
     rd = lookup(info.api_group, info.api_version, info.resource)
-    if rd is None:
-        raise NotFound(info.resource, "", group=info.api_group)
+    if rd is None:  # no such route: what kube-apiserver's not-found handler answers
+        raise APIError(404, "NotFound", "the server could not find the requested resource")
     if info.options.errors:
         raise BadRequest("; ".join(info.options.errors))
     if rd.namespaced and not info.namespace and info.verb not in ("list", "watch"):
@@ -119,13 +151,15 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
     if info.verb == "watch":
         return await serve_watch(request, api, rd, info, wants_table(request))
     if info.verb == "create":
-        obj, warnings = _validated(info, decode_body(await read_body(request),
-                                                     request.headers.get("Content-Type")))
+        obj, warnings = _validated(info, decode_body(
+            await read_body(request), request.headers.get("Content-Type"),
+            api_version=rd.api_version, kind=rd.kind))
         out = await api.registry.create(ctx, obj)
         return _warned(respond(out, 201), warnings)
     if info.verb == "update":
-        obj, warnings = _validated(info, decode_body(await read_body(request),
-                                                     request.headers.get("Content-Type")))
+        obj, warnings = _validated(info, decode_body(
+            await read_body(request), request.headers.get("Content-Type"),
+            api_version=rd.api_version, kind=rd.kind))
         out = await api.registry.update(ctx, obj)
         return _warned(respond(out), warnings)
     if info.verb == "patch":
@@ -185,6 +219,7 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
                                   manager=ctx.field_manager, force=force, now=now,
                                   ignore_status=has_status)
             created.setdefault("metadata", {})["name"] = ctx.name
+            drop_unknown_fields(rd.api_version, rd.kind, created)
             out = await api.registry.create(ctx, created)
             return _warned(respond(out, 201), warnings)
     expected = patch_resource_version(doc)
@@ -192,9 +227,11 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
     def mutate(old: dict[str, Any]) -> dict[str, Any]:
         if expected and old["metadata"].get("resourceVersion") != expected:
             raise Conflict(rd.resource, ctx.name, group=rd.group)
-        return apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
-                           manager=ctx.field_manager, force=force, now=now,
-                           ignore_status=has_status)
+        new = apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
+                          manager=ctx.field_manager, force=force, now=now,
+                          ignore_status=has_status)
+        drop_unknown_fields(rd.api_version, rd.kind, new)  # what Go's decoder would drop
+        return new
 
     out = await api.registry.mutate(ctx, mutate, prepared=False)
     return _warned(respond(out), warnings)
@@ -208,6 +245,15 @@ async def _delete_options(request: web.Request, info: RequestInfo) -> dict[str, 
         options = decoded.obj
     if info.options.propagation_policy:
         options.setdefault("propagationPolicy", info.options.propagation_policy)
+    policy = options.get("propagationPolicy")
+    if policy is not None and options.get("orphanDependents") is not None:
+        raise _invalid_options(info, Cause(
+            "FieldValueInvalid", f"Invalid value: {json.dumps(policy)}: orphanDependents and "
+            "deletionPropagation cannot be both set", "propagationPolicy"))
+    if policy is not None and policy not in ("Foreground", "Background", "Orphan"):
+        raise _invalid_options(info, Cause(
+            "FieldValueNotSupported", f"Unsupported value: {json.dumps(policy)}: supported "
+            'values: "Foreground", "Background", "Orphan", "nil"', "propagationPolicy"))
     grace = request.query.get("gracePeriodSeconds")
     if grace is not None:
         try:

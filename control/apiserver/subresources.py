@@ -55,7 +55,8 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
         return _one(request, rd, await api.reader.get(rd, info.namespace, info.name), api)
     if verb == "patch":
         return await patch(request, api, ctx, info)
-    body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+    body = decode_body(await read_body(request), request.headers.get("Content-Type"),
+                       api_version=rd.api_version, kind=rd.kind).obj
     if sub == "finalize":
         return respond(await _finalize(api, ctx, body))
     return respond(await api.registry.update(ctx, body))
@@ -63,14 +64,18 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
 
 async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
                  ctx: WriteContext) -> web.Response:
-    from .patches import apply_patch, parse_patch
     from .codec import media_type
+    from .patches import apply_patch, parse_patch
 
     if info.verb == "get":
         return respond(to_scale(rd, await api.reader.get(rd, info.namespace, info.name)))
+    expected: str | None = None
     if info.verb == "update":
-        body = decode_body(await read_body(request), request.headers.get("Content-Type")).obj
+        body = decode_body(await read_body(request), request.headers.get("Content-Type"),
+                           api_version="autoscaling/v1", kind="Scale").obj
         wanted: Any = (body.get("spec") or {}).get("replicas")
+        # the Scale's resourceVersion guards the write, as kube's scale REST does
+        expected = (body.get("metadata") or {}).get("resourceVersion") or None
         doc = None
     else:
         media = media_type(request.headers.get("Content-Type"))
@@ -92,7 +97,7 @@ async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: Req
         new["spec"] = {**(old.get("spec") or {}), "replicas": replicas}
         return new
 
-    out = await api.registry.mutate(ctx, mutate, prepared=False)
+    out = await api.registry.mutate(ctx, mutate, expected_rv=expected, prepared=False)
     return respond(to_scale(rd, out))
 
 

@@ -74,7 +74,8 @@ class Watcher:
         self.queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue()
 
     def push(self, ev: CacheEvent | None) -> None:
-        if ev is not None and ev.revision <= self.after:
+        if ev is not None and (ev.revision < self.after or (
+                ev.revision == self.after and ev.type != "BOOKMARK")):
             return  # at or before the start (a future one included): not this watch's
         self.queue.put_nowait(ev)
 

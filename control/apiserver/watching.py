@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from control.catalog import ResourceDef
-from control.errors import APIError, BadRequest, Invalid, Cause
+from control.errors import APIError, BadRequest, Cause, Invalid
 from control.requestinfo import RequestInfo
 from control.storage import GroupResource, collection_prefix
 from control.tables import table_for
@@ -39,20 +39,32 @@ INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 
 
 def _check(info: RequestInfo) -> None:
+    """apimachinery ``validateWatchOptions``: 422 Invalid ``ListOptions.meta.k8s.io``, one
+    cause per problem (cause messages carry the ``Forbidden: `` prefix as kube's do)."""
     o = info.options
+    causes = []
+    match = o.resource_version_match
     if o.send_initial_events is not None:
-        causes = []
-        if o.resource_version_match != "NotOlderThan":
-            causes.append(Cause("FieldValueForbidden", "sendInitialEvents requires setting "
-                                "resourceVersionMatch to NotOlderThan", "resourceVersionMatch"))
+        if match != "NotOlderThan":
+            causes.append(Cause("FieldValueForbidden", "Forbidden: sendInitialEvents requires "
+                                "setting resourceVersionMatch to NotOlderThan",
+                                "resourceVersionMatch"))
         if o.send_initial_events and not o.allow_watch_bookmarks:
-            causes.append(Cause("FieldValueForbidden", "sendInitialEvents requires setting "
-                                "allowWatchBookmarks=true", "allowWatchBookmarks"))
-        if causes:
-            raise Invalid("ListOptions", "", causes, group="meta.k8s.io")
-    elif o.resource_version_match:
-        raise BadRequest("resourceVersionMatch is forbidden for watch unless "
-                         "sendInitialEvents is provided")
+            causes.append(Cause("FieldValueForbidden", "Forbidden: sendInitialEvents requires "
+                                "setting allowWatchBookmarks=true", "allowWatchBookmarks"))
+    if match:
+        if o.send_initial_events is None:
+            causes.append(Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is "
+                                "forbidden for watch unless sendInitialEvents is provided",
+                                "resourceVersionMatch"))
+        if match != "NotOlderThan":
+            causes.append(Cause("FieldValueNotSupported", f'Unsupported value: "{match}": '
+                                'supported values: "NotOlderThan"', "resourceVersionMatch"))
+        if o.continue_token:
+            causes.append(Cause("FieldValueForbidden", "Forbidden: resourceVersionMatch is "
+                                "forbidden when continue is provided", "resourceVersionMatch"))
+    if causes:
+        raise Invalid("ListOptions", "", causes, group="meta.k8s.io")
 
 
 class _Stream:

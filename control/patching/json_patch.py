@@ -39,16 +39,22 @@ def apply_json_patch(obj: JSONObject, patch_ops: JSON) -> JSONObject:
     JSON object (a Kubernetes object must stay one).
     """
     _check_operations(patch_ops)
-    try:
-        result = jsonpatch.apply_patch(copy.deepcopy(obj), copy.deepcopy(patch_ops), in_place=True)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise PatchTestFailedError(TEST_FAILED, f"json patch test operation failed: {exc}") from exc
-    except jsonpatch.InvalidJsonPatch as exc:
-        raise MalformedPatchError(INVALID_OPERATION, f"invalid json patch: {exc}") from exc
-    except (jsonpatch.JsonPatchPathNotFound, jsonpointer.JsonPointerException) as exc:
-        raise PatchPathNotFoundError(PATH_NOT_FOUND, f"json patch path not found: {exc}") from exc
-    except (jsonpatch.JsonPatchException, LookupError, TypeError, ValueError) as exc:
-        raise PatchApplyError(INVALID_OPERATION, f"json patch does not apply: {exc}") from exc
+    result: JSON = copy.deepcopy(obj)
+    for op in patch_ops:  # one at a time, so an error names its operation, not the document
+        where = f"{op['op']} {op.get('from', '') + ' -> ' if 'from' in op else ''}{op['path']}"
+        try:
+            result = jsonpatch.apply_patch(result, [copy.deepcopy(op)], in_place=True)
+        except jsonpatch.JsonPatchTestFailed:
+            raise PatchTestFailedError(
+                TEST_FAILED, f"json patch test operation failed: {where}") from None
+        except jsonpatch.InvalidJsonPatch as exc:
+            raise MalformedPatchError(INVALID_OPERATION, f"invalid json patch: {exc}") from exc
+        except (jsonpatch.JsonPatchPathNotFound, jsonpointer.JsonPointerException):
+            raise PatchPathNotFoundError(
+                PATH_NOT_FOUND, f"json patch path not found: {where}") from None
+        except (jsonpatch.JsonPatchException, LookupError, TypeError, ValueError):
+            raise PatchApplyError(
+                INVALID_OPERATION, f"json patch does not apply: {where}") from None
     if not isinstance(result, dict):
         raise PatchApplyError(NOT_AN_OBJECT, "json patch result is not a JSON object")
     return result

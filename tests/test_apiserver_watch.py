@@ -289,6 +289,37 @@ async def test_timeout_seconds_ends_the_stream(admin: APIClient) -> None:
     assert 0.9 <= time.monotonic() - started < 5
 
 
+async def _open_watches(admin: APIClient) -> float:
+    st, text = await admin.get("/metrics")
+    assert st == 200
+    text = text if isinstance(text, str) else text.decode()
+    for line in text.splitlines():
+        if line.startswith("apiserver_registered_watchers "):
+            return float(line.split()[1])
+    raise AssertionError("apiserver_registered_watchers missing from /metrics")
+
+
+async def test_a_client_that_goes_away_ends_its_watch(admin: APIClient) -> None:
+    """An idle watch whose client disconnects is removed from the cache (no leak)."""
+    before = await _open_watches(admin)
+    rv = await _list_rv(admin, cms("w-misc"))
+    streams = [admin.watch(cms("w-misc"), {"resourceVersion": rv}) for _ in range(5)]
+    opened = [await s.__aenter__() for s in streams]
+    assert all(w.status == 200 for w in opened)
+    await poll_async(lambda: _ge(admin, before + 5))
+    for s in streams:
+        await s.__aexit__(None, None, None)
+    await poll_async(lambda: _le(admin, before))
+
+
+async def _ge(admin: APIClient, n: float) -> bool:
+    return await _open_watches(admin) >= n
+
+
+async def _le(admin: APIClient, n: float) -> bool:
+    return await _open_watches(admin) <= n
+
+
 async def test_a_write_through_one_apiserver_reaches_a_watch_on_the_other(
     admin: APIClient, admin2: APIClient,
 ) -> None:

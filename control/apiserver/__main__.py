@@ -64,7 +64,10 @@ async def serve(args: argparse.Namespace) -> None:
         api = APIState.build(client, server_url=f"https://{args.listen}")
         app = build_app(api, ServerConfig(server_address=args.listen,
                                           bootstrap=not args.no_bootstrap))
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, access_log=None)
+        # handler_cancellation: a client that disconnects cancels its handler, which is how
+        # an idle watch learns its client is gone.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0,
+                               access_log=None, handler_cancellation=True)
         await runner.setup()
         site = web.TCPSite(runner, host or "127.0.0.1", int(port), ssl_context=tls,
                            backlog=1024, reuse_address=True)

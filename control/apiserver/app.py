@@ -105,6 +105,7 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
     cache and the housekeeping loop (the caller owns the store client)."""
     cfg = cfg or ServerConfig()
     metrics = Metrics()
+    metrics.watchers.set_function(lambda: api.cache.watcher_count)
     app = web.Application(middlewares=[pipeline(api.authorizer, metrics)],
                           client_max_size=4 * 1024 * 1024)
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from certs.authority import CertsError
 from certs.tls import peer_identity
@@ -50,6 +50,8 @@ class Metrics:
             "apiserver_request_duration_seconds", "Request latency (watches excluded)",
             ("verb", "resource"), registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.watchers = Gauge("apiserver_registered_watchers", "Open watches on the watch cache",
+                              registry=self.registry)
 
 
 def authenticate(request: web.Request) -> UserInfo:

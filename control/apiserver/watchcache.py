@@ -233,5 +233,9 @@ class WatchCache:
         self._watchers.add(w)
         return w
 
+    @property
+    def watcher_count(self) -> int:
+        return len(self._watchers)
+
     def stop(self, w: Watcher) -> None:
         self._watchers.discard(w)

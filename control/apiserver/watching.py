@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 from typing import Any
 
 from aiohttp import web
@@ -91,23 +90,26 @@ class _Stream:
     async def send(self, typ: str, obj: dict[str, Any]) -> None:
         await self.resp.write(self._line(typ, obj))
 
-    async def send_event(self, typ: str, ev: CacheEvent) -> None:
-        """Like :meth:`send`, encoding each (event, type) once for all plain-JSON streams."""
+    def event_line(self, typ: str, ev: CacheEvent) -> bytes:
+        """The line for ``ev`` sent as ``typ``; plain-JSON lines are encoded once per
+        (event, type) and shared by every watcher."""
         if self.table:
-            await self.send(typ, ev.obj)
-            return
+            return self._line(typ, ev.obj)
         line = ev.lines.get(typ)
         if line is None:
             line = ev.lines[typ] = self._line(typ, ev.obj)
-        await self.resp.write(line)
+        return line
 
-    async def bookmark(self, rv: int, *, initial_end: bool = False) -> None:
+    def bookmark_line(self, rv: int, *, initial_end: bool = False) -> bytes:
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_end:
             meta["annotations"] = {INITIAL_EVENTS_END: "true"}
         obj = {"kind": self.rd.kind, "apiVersion": self.rd.api_version, "metadata": meta}
-        line = json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":"))
-        await self.resp.write(line.encode() + b"\n")
+        return json.dumps({"type": "BOOKMARK", "object": obj}, separators=(",", ":")).encode() \
+            + b"\n"
+
+    async def bookmark(self, rv: int, *, initial_end: bool = False) -> None:
+        await self.resp.write(self.bookmark_line(rv, initial_end=initial_end))
 
     async def error(self, e: APIError) -> None:
         line = json.dumps({"type": "ERROR", "object": e.to_status()}, separators=(",", ":"))
@@ -166,35 +168,42 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
                     await stream.send("ADDED", obj)
             if o.send_initial_events:
                 await stream.bookmark(start, initial_end=True)
-        await _pump(request, stream, watcher, flt, o.allow_watch_bookmarks,
-                    o.timeout_seconds)
-    except (ConnectionResetError, asyncio.CancelledError):
+        await _pump(stream, watcher, flt, o.allow_watch_bookmarks, o.timeout_seconds)
+    except ConnectionResetError:
         pass
     finally:
         api.cache.stop(watcher)
     return resp
 
 
-async def _pump(request: web.Request, stream: _Stream, watcher: Any, flt: Filter,
-                bookmarks: bool, timeout_seconds: int | None) -> None:
+async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
+                timeout_seconds: int | None) -> None:
+    """Forward the watcher's events until the timeout or the cache ends the watch.  Events
+    that queued up while the last write was in flight go out in one write (one TLS record
+    for many events when a thousand watchers share a busy loop).  A client that goes away
+    cancels this handler (the server runs with handler cancellation)."""
     limit = timeout_seconds if timeout_seconds else random.uniform(1800, 3600)
-    deadline = time.monotonic() + limit
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        try:
-            ev = await asyncio.wait_for(watcher.queue.get(), min(left, 1.0))
-        except TimeoutError:
-            if request.transport is None or request.transport.is_closing():
-                return
-            continue
-        if ev is None:
-            return  # the cache reinitialised: the client re-watches
-        if ev.type == "BOOKMARK":
-            if bookmarks:
-                await stream.bookmark(ev.revision)
-            continue
-        out = _translate(ev, flt)
-        if out is not None:
-            await stream.send_event(out[0], ev)
+    try:
+        async with asyncio.timeout(limit):
+            while True:
+                batch = [await watcher.queue.get()]
+                while not watcher.queue.empty():
+                    batch.append(watcher.queue.get_nowait())
+                lines, ended = [], False
+                for ev in batch:
+                    if ev is None:
+                        ended = True  # the cache reinitialised: the client re-watches
+                        break
+                    if ev.type == "BOOKMARK":
+                        if bookmarks:
+                            lines.append(stream.bookmark_line(ev.revision))
+                        continue
+                    out = _translate(ev, flt)
+                    if out is not None:
+                        lines.append(stream.event_line(out[0], ev))
+                if lines:
+                    await stream.resp.write(b"".join(lines))
+                if ended:
+                    return
+    except TimeoutError:
+        return

@@ -227,15 +227,16 @@ class Storage:
         The write is a CAS on the revision read; on a lost race the winner's object (returned
         by the failed txn, no extra read) is mutated again, at most ``max_update_attempts``
         times, then 409 Conflict.  ``expected_resource_version`` is a precondition checked
-        against the first read only (409 if it differs).  404 if absent.  If ``mutate``
-        changes nothing, nothing is written and the current object is returned."""
+        against every read (409 if it differs: after a lost race it always does).  404 if
+        absent.  If ``mutate`` changes nothing, nothing is written and the current object is
+        returned."""
         key = object_key(gr, namespace, name)
         current = await self.get(gr, namespace, name)
         expected = _parse_rv(expected_resource_version)
-        if expected and int(current["metadata"]["resourceVersion"]) != expected:
-            raise Conflict(gr.resource, name, group=gr.group)
         for _ in range(self._attempts):
             rev = int(current["metadata"]["resourceVersion"])
+            if expected and rev != expected:  # every attempt: a lost race means "modified"
+                raise Conflict(gr.resource, name, group=gr.group)
             result = mutate(copy.deepcopy(current))
             new = await result if inspect.isawaitable(result) else result
             value = _encode(new)

@@ -57,6 +57,8 @@ def test_system_namespaces_are_listed_as_a_table(kubectl: Kubectl) -> None:
     names = {line.split()[0]: line.split()[1] for line in lines[1:]}
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         assert names[ns] == "Active"
+    one = kubectl.json("get", "namespace", "default")
+    assert one["metadata"]["name"] == "default" and one["status"]["phase"] == "Active"
 
 
 def test_version_and_api_resources(kubectl: Kubectl) -> None:

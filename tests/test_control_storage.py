@@ -266,6 +266,31 @@ async def test_guaranteed_update_two_writers_lose_nothing(cluster: LocalCluster)
                                                 expected_resource_version="1")
 
 
+async def test_concurrent_updates_from_one_resource_version_let_exactly_one_win(
+    cluster: LocalCluster,
+) -> None:
+    """Eight writers read the same version and all write with it as a precondition: one
+    succeeds, seven get 409 (a lost race must not reapply the write to the winner's object)."""
+    async with cluster.client() as c:
+        st = Storage(c)
+        created = await st.create(CM, "default", "race", _cm("race", v="0"))
+        rv = created["metadata"]["resourceVersion"]
+
+        def writer(i: int) -> Any:
+            def set_v(obj: dict[str, Any]) -> dict[str, Any]:
+                obj["data"]["v"] = str(i + 1)  # never a no-op (those write nothing)
+                return obj
+            return st.guaranteed_update(CM, "default", "race", set_v,
+                                        expected_resource_version=rv)
+
+        results = await asyncio.gather(*(writer(i) for i in range(8)), return_exceptions=True)
+        wins = [r for r in results if isinstance(r, dict)]
+        assert len(wins) == 1
+        assert all(isinstance(r, E.Conflict) for r in results if not isinstance(r, dict))
+        final = await st.get(CM, "default", "race")
+        assert final["data"]["v"] == wins[0]["data"]["v"]
+
+
 async def test_list_pages_are_one_snapshot(cluster: LocalCluster) -> None:
     async with cluster.client() as c:
         st = Storage(c)

@@ -138,12 +138,12 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
         raise MethodNotAllowed(rd.resource, info.verb, group=rd.group)
     ctx = _context(request, rd, info, user)
     if info.verb == "get":
-        obj = await api.reader.get(rd, info.namespace, info.name,
+        obj = await api.reader.get(rd, ctx.namespace, info.name,
                                    info.options.resource_version)
         return _one(request, rd, obj, api)
     if info.verb == "list":
         flt = make_filter(rd, info.options)
-        items, meta = await api.reader.list(rd, info.namespace, info.options, flt)
+        items, meta = await api.reader.list(rd, ctx.namespace, info.options, flt)
         if wants_table(request):
             return respond(render(request, rd, items, meta, api))
         return respond({"kind": rd.list_kind, "apiVersion": rd.api_version, "metadata": meta,

@@ -52,7 +52,7 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
     if sub == "log":
         return await _log(api, rd, info)
     if verb == "get":
-        return _one(request, rd, await api.reader.get(rd, info.namespace, info.name), api)
+        return _one(request, rd, await api.reader.get(rd, ctx.namespace, info.name), api)
     if verb == "patch":
         return await patch(request, api, ctx, info)
     body = decode_body(await read_body(request), request.headers.get("Content-Type"),
@@ -68,7 +68,7 @@ async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: Req
     from .patches import apply_patch, parse_patch
 
     if info.verb == "get":
-        return respond(to_scale(rd, await api.reader.get(rd, info.namespace, info.name)))
+        return respond(to_scale(rd, await api.reader.get(rd, ctx.namespace, info.name)))
     expected: str | None = None
     if info.verb == "update":
         body = decode_body(await read_body(request), request.headers.get("Content-Type"),
@@ -131,7 +131,7 @@ async def _bind(request: web.Request, api: APIState, ctx: WriteContext) -> web.R
 
 
 async def _log(api: APIState, rd: ResourceDef, info: RequestInfo) -> web.Response:
-    pod = await api.reader.get(rd, info.namespace, info.name)
+    pod = await api.reader.get(rd, info.namespace, info.name)  # pods are namespaced
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         raise BadRequest(f'pod "{info.name}" has no node assigned; it has no logs yet')

@@ -204,7 +204,10 @@ class WatchCache:
         await asyncio.wait_for(self.ready.wait(), timeout)
         # A linearizable read of one key (no object is ever stored at the bare prefix): its
         # header carries the store's current revision without counting the keyspace.
-        ans = await self._client.get(PREFIX)
+        try:
+            ans = await self._client.get(PREFIX)
+        except StoreError:
+            return False  # the caller reads the store itself and reports its error
         return await self.wait_for(ans["header"]["revision"], timeout)
 
     def snapshot(self, prefix: bytes) -> tuple[list[tuple[bytes, dict[str, Any]]], int]:

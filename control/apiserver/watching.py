@@ -135,7 +135,8 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
     _check(info)
     o = info.options
     flt = make_filter(rd, o)
-    prefix = collection_prefix(GroupResource(rd.group, rd.resource), info.namespace)
+    prefix = collection_prefix(GroupResource(rd.group, rd.resource),
+                               info.namespace if rd.namespaced else "")
     rv_text = o.resource_version
     if rv_text and not rv_text.isdigit():
         raise BadRequest(f"Invalid value: {rv_text!r}: resourceVersion must be a "

@@ -1,4 +1,5 @@
 """``ketch chaos run``: kill, pause and partition a real store cluster under load, then check.
+With ``--api`` two apiservers run on it too, under an API workload, and are killed and cut off.
 
 Exit code 0 when every checker passed, 1 on any violation, 3 when a checker could not decide
 (e.g. the linearizability search ran out of time), 2 on bad arguments.
@@ -25,11 +26,15 @@ PYSYNCOBJ_PIPELINE = {"raft_batch_bytes": 65536, "max_inflight_entries": 512,
 
 def _run(args: argparse.Namespace) -> int:
     from .report import render_text, write_report
-    from .runner import SCENARIOS, run
+    from .runner import run, scenario_faults
 
-    if args.scenario not in SCENARIOS:
-        print(f"unknown scenario {args.scenario!r}; known: {', '.join(SCENARIOS)}",
-              file=sys.stderr)
+    try:
+        scenario_faults(args.scenario, api=args.api)
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    if args.api_clients < 1:
+        print("--api-clients must be at least 1", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.randrange(1_000_000)
     report_dir = Path(args.report or tempfile.mkdtemp(prefix="ketch-chaos-")).resolve()
@@ -54,7 +59,8 @@ def _run(args: argparse.Namespace) -> int:
     result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
                              workdir=workdir, progress=progress, overrides=overrides or None,
                              clients=args.clients, keys=args.keys,
-                             think=args.think_ms / 1000, flood=args.flood))
+                             think=args.think_ms / 1000, flood=args.flood, api=args.api,
+                             api_clients=args.api_clients, api_contend=args.api_contend))
     write_report(result, report_dir)
     print()
     print(render_text(result))
@@ -72,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--scenario", default="all",
                    help="a fault name (kill-leader, kill-follower, kill-all, pause-leader, "
                         "isolate-leader, split-minority-majority, asymmetric, slow-links, "
-                        "client-cut) or 'all' for a mixed schedule (default)")
+                        "client-cut; with --api also kill-apiserver, cut-apiserver-store and "
+                        "api-processes) or 'all' for a mixed schedule (default)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds of faults (default 60)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed)")
     p.add_argument("--report", help="directory for the report, history, timeline and logs")
@@ -88,6 +95,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "(64 KiB messages, one command per entry, hundreds in flight)")
     p.add_argument("--flood", type=int, default=0,
                    help="extra writers of unique keys, one request per put (deep pipelines)")
+    p.add_argument("--api", action="store_true",
+                   help="also run 2 apiservers (store links through their own proxies), an "
+                        "API workload on ConfigMaps with watchers, the apiserver faults and "
+                        "the API checkers")
+    p.add_argument("--api-clients", type=int, default=4,
+                   help="API clients with --api (default 4)")
+    p.add_argument("--api-contend", action="store_true",
+                   help="with --api: a racer also sends concurrent CAS updates of shared "
+                        "objects from one resourceVersion (at most one may succeed)")
     p.add_argument("--sabotage", choices=("ack-before-commit", "stale-reads", "watch-skip"),
                    help="run a deliberately broken store (to see the checkers catch it)")
     p.set_defaults(func=_run)

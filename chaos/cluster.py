@@ -7,6 +7,8 @@ dialler is configured (``raft_routes``) to reach the other through it.  Replica 
 digits from 40000 up and proxy ports five digits below 40000, which keeps every route sorting
 below its dialler, as pysyncobj's rule requires.  Clients of the chaos workload reach each
 replica through its own client proxy; observers (status polls, final reads) go direct.
+Other store clients that must be cut off on their own (each apiserver of an ``--api`` run)
+get a private set of client-link proxies from :meth:`ChaosCluster.add_client_links`.
 """
 
 from __future__ import annotations
@@ -80,6 +82,9 @@ class ChaosCluster:
         self.store: LocalCluster | None = None
         self.peer_links: list[PeerLink] = []
         self.client_proxies: dict[str, LinkProxy] = {}
+        # owner (e.g. an apiserver) -> member -> that owner's own client-link proxy
+        self.owner_proxies: dict[str, dict[str, LinkProxy]] = {}
+        self.api: Any = None  # the run's chaos.apiserver.ApiServers, when it has apiservers
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -123,7 +128,27 @@ class ChaosCluster:
         return self.store.names
 
     def proxies(self) -> list[LinkProxy]:
-        return [link.proxy for link in self.peer_links] + list(self.client_proxies.values())
+        owned = [p for links in self.owner_proxies.values() for p in links.values()]
+        return ([link.proxy for link in self.peer_links] + list(self.client_proxies.values())
+                + owned)
+
+    def client_links(self) -> list[LinkProxy]:
+        """Every client link: the workload's and every owner's (see add_client_links)."""
+        owned = [p for links in self.owner_proxies.values() for p in links.values()]
+        return list(self.client_proxies.values()) + owned
+
+    async def add_client_links(self, owner: str) -> list[str]:
+        """Open one client-link proxy per replica for ``owner`` alone (so a fault can cut that
+        client from the store and nothing else) and return the store URLs to give it."""
+        assert self.store is not None
+        links: dict[str, LinkProxy] = {}
+        for m in self.store.members:
+            host, port = m.client.removeprefix("https://").rsplit(":", 1)
+            proxy = LinkProxy(f"{owner}->{m.name}", (host, int(port)))
+            await proxy.start()
+            links[m.name] = proxy
+        self.owner_proxies[owner] = links
+        return [f"https://{p.address}" for p in links.values()]
 
     def proxied_client(self, *, only: str | None = None, **kwargs: Any) -> StoreClient:
         """A client whose every request crosses the client proxies (workload clients);

@@ -4,7 +4,7 @@ Every fault acts on real processes or real connections: kill -9 and restart, SIG
 proxies that drop or delay the bytes of one direction of a link.  ``inject`` returns a short
 description of what it did (the target), ``heal`` undoes it (restarts what it killed, resumes
 what it paused, lets bytes through again).  A fault is only chosen when it is available, e.g.
-"kill the leader" needs a leader.
+"kill the leader" needs a leader, and the apiserver faults need an ``--api`` run.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 from typing import Protocol
 
 from .cluster import ChaosCluster
-from .proxy import Delay
+from .proxy import DROP, Delay
 
 __all__ = ["FAULTS", "Fault", "fault_names"]
 
@@ -150,11 +150,54 @@ class _Network:
             for link in cluster.peer_links:
                 link.proxy.set(forward=delay, backward=delay)
             return f"all peer links +{delay.seconds * 1000:.0f} ms"
-        if self.name == "client-cut":
-            for p in cluster.client_proxies.values():
+        if self.name == "client-cut":  # the apiservers' store links too, in an --api run
+            for p in cluster.client_links():
                 p.set(forward="drop", backward="drop")
             return "all client links"
         raise ValueError(self.name)
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        cluster.heal_network()
+
+
+class _KillApiserver:
+    """kill -9 one apiserver of an ``--api`` run; heal starts it again (without waiting for it
+    to be ready: its clients see the restart as it happens)."""
+
+    name = "kill-apiserver"
+
+    def __init__(self) -> None:
+        self._victim: str | None = None
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return cluster.api is not None and any(s.running for s in cluster.api.servers)
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        victim = rng.choice([s.name for s in cluster.api.servers if s.running])
+        await cluster.api.kill(victim, signal.SIGKILL)
+        self._victim = victim
+        return str(victim)
+
+    async def heal(self, cluster: ChaosCluster) -> None:
+        if self._victim is not None:
+            cluster.api.start(self._victim)
+            self._victim = None
+
+
+class _CutApiserverStore:
+    """One apiserver's client links to every replica drop all bytes both ways (its clients
+    still reach it; it cannot reach the store); heal lets everything through again."""
+
+    name = "cut-apiserver-store"
+
+    async def available(self, cluster: ChaosCluster) -> bool:
+        return cluster.api is not None
+
+    async def inject(self, cluster: ChaosCluster, rng: random.Random) -> str:
+        victim = rng.choice(cluster.api.names)
+        for p in cluster.owner_proxies[victim].values():
+            p.set(forward=DROP, backward=DROP)
+        return str(victim)
 
     async def heal(self, cluster: ChaosCluster) -> None:
         cluster.heal_network()
@@ -171,6 +214,8 @@ def _all() -> dict[str, Fault]:
         _Network("asymmetric"),
         _Network("slow-links", needs_leader=False),
         _Network("client-cut", needs_leader=False),
+        _KillApiserver(),
+        _CutApiserverStore(),
     ]
     return {f.name: f for f in faults}
 

@@ -20,8 +20,12 @@ __all__ = ["render_text", "reproduce_command", "write_report"]
 
 
 def reproduce_command(r: RunResult) -> str:
+    api = ""
+    if r.api_clients:
+        api = " --api" + (f" --api-clients {r.api_clients}" if r.api_clients != 4 else "")
+        api += " --api-contend" if r.api_stats.get("contend") else ""
     return (f"ketch chaos run --scenario {r.scenario} --duration {r.duration:g} "
-            f"--seed {r.seed} --report DIR")
+            f"--seed {r.seed}{api} --report DIR")
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -67,6 +71,37 @@ def summary(r: RunResult) -> dict[str, Any]:
         },
         "notes": r.notes,
         "reproduce": reproduce_command(r),
+    } | ({"api": _api_summary(r)} if r.api_clients else {})
+
+
+def _api_summary(r: RunResult) -> dict[str, Any]:
+    """The API part of an --api run: longest gap without an acknowledged API write around
+    each fault, by fault type, and what the workload and watchers went through."""
+    gaps: dict[str, list[float]] = {}
+    for f, _, gap in r.api_recovery:
+        if gap is not None:
+            gaps.setdefault(f.name, []).append(gap)
+    worst: dict[str, float] = {}
+    for f, gap in zip(r.history.faults, r.api_stats.get("worst_apiserver_gap_s", []),
+                      strict=False):
+        worst[f.name] = max(worst.get(f.name, 0.0), gap)
+    recover = [s for _, s, _ in r.api_recovery if s is not None]
+    final = r.api_final
+    return {
+        "clients": r.api_clients,
+        "write_gap_ms_by_fault": {
+            name: {"count": len(g), "p50": round(statistics.median(g) * 1000),
+                   "max": round(max(g) * 1000)} for name, g in sorted(gaps.items())},
+        "worst_apiserver_gap_ms_by_fault": {k: round(v * 1000) for k, v in sorted(
+            worst.items())},
+        "first_write_after_heal_ms": {
+            "p50": None if not recover else round(statistics.median(recover) * 1000),
+            "max": None if not recover else round(max(recover) * 1000)},
+        "final": None if final is None else {
+            "list_rv": final.list_rv, "objects_read": len(final.objects),
+            "present": sum(v is not None for v in final.objects.values()),
+            "lagging_watchers": final.lagging},
+        **{k: v for k, v in r.api_stats.items() if k != "worst_apiserver_gap_s"},
     }
 
 
@@ -92,6 +127,8 @@ def render_text(r: RunResult) -> str:
     lines.append(f"longest write gap per leader kill: n={g['count']} p50={g['p50']} ms "
                  f"p99={g['p99']} ms max={g['max']} ms")
     lines.append(f"first acknowledged write after a heal: p50={rec['p50']} ms p99={rec['p99']} ms")
+    if r.api_clients:
+        lines += _api_text(s["api"])
     if r.notes:
         lines.append("")
         lines.extend(f"note: {n}" for n in r.notes)
@@ -101,6 +138,32 @@ def render_text(r: RunResult) -> str:
     return "\n".join(lines)
 
 
+def _api_text(api: dict[str, Any]) -> list[str]:
+    lines = ["", (f"API ({len(api.get('apiserver_starts', {}))} apiservers, {api['clients']} "
+             "clients): longest time without an acknowledged API write (either apiserver), "
+             "and without any answered request from the worst single apiserver, per fault:")]
+    worst = api.get("worst_apiserver_gap_ms_by_fault", {})
+    for name, g in api["write_gap_ms_by_fault"].items():
+        lines.append(f"  {name:<26} n={g['count']:<3} p50={g['p50']} ms max={g['max']} ms; "
+                     f"one apiserver max={worst.get(name)} ms")
+    first = api["first_write_after_heal_ms"]
+    lines.append(f"  first acknowledged API write after a heal: p50={first['p50']} ms "
+                 f"max={first['max']} ms")
+    lines.append(f"  watchers: {api.get('watch_streams', 0)} streams opened, "
+                 f"{api.get('watch_breaks', 0)} broke and were resumed, "
+                 f"{api.get('watch_refused', 0)} watch requests refused, "
+                 f"{api.get('relists_after_410', 0)} relists after 410 Expired")
+    lines.append(f"  apiserver starts: {api.get('apiserver_starts', {})}")
+    answers = api.get("answers", {})
+    if answers:
+        lines.append("  answers: " + ", ".join(f"{k}: {v}" for k, v in answers.items()))
+    if api.get("final"):
+        f = api["final"]
+        lines.append(f"  final: list at rv {f['list_rv']}, {f['objects_read']} objects read, "
+                     f"{f['present']} present")
+    return lines
+
+
 def write_report(r: RunResult, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "report.txt").write_text(render_text(r) + "\n")
@@ -108,7 +171,10 @@ def write_report(r: RunResult, directory: Path) -> None:
     data["faults_detail"] = [
         {"name": f.name, "target": f.target, "injected_at": f.injected_at,
          "healed_at": f.healed_at, "recover_s": rec, "longest_write_gap_s": gap}
-        for f, rec, gap in r.recovery]
+        | ({"api_recover_s": api[1], "api_longest_write_gap_s": api[2]} if api else {})
+        for (f, rec, gap), api in zip(
+            r.recovery, r.api_recovery or [None] * len(r.recovery),  # type: ignore[list-item]
+            strict=True)]
     (directory / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     r.history.to_jsonl(directory / "history.jsonl")
     (directory / "timeline.html").write_text(_timeline(r))
@@ -118,7 +184,9 @@ _COLOURS = {"ok": "#3a3", "fail": "#c33", "unknown": "#e90"}
 
 
 def _timeline(r: RunResult) -> str:
-    ops = [op for op in r.history if op.invoke is not None]
+    # Watch events and bookmarks are instants, thousands of them: the history file has them.
+    ops = [op for op in r.history if op.invoke is not None
+           and op.kind not in ("api_watch_event", "api_watch_bookmark")]
     if not ops:
         return "<html><body>no operations</body></html>"
     t0 = min(op.invoke for op in ops)

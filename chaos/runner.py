@@ -1,6 +1,11 @@
 """One chaos run: start a cluster, run the workload, inject a seeded schedule of faults, heal,
 restart everything, read the final state, run every checker, write the report.
 
+With ``api=True`` the cluster also runs two apiservers (:mod:`chaos.apiserver`) whose store
+links cross their own proxies, the API workload (:mod:`chaos.api_workload`) runs beside the
+store workload through every fault, the apiserver faults join the schedule, and the API
+checkers (:mod:`chaos.checkers.api`) judge the API history after the store's final state.
+
 The schedule is a pure function of the seed (which fault, on which target choice, for how
 long), so ``--seed N`` reproduces a run's faults; timing-dependent outcomes of course vary.
 """
@@ -10,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from store import errors
 
+from .api_workload import ApiWorkload
+from .apiserver import ApiServers
 from .checkers import (
     CheckResult,
     check_linearizable,
@@ -26,6 +33,7 @@ from .checkers import (
     revisions_monotonic,
     watch_checker,
 )
+from .checkers.api import API_WRITES, ApiFinalState, api_checks
 from .cluster import ChaosCluster
 from .faults import FAULTS
 from .history import FaultRecord, History
@@ -37,11 +45,27 @@ ALL_FAULTS = [
     "kill-leader", "kill-follower", "kill-all", "pause-leader", "isolate-leader",
     "split-minority-majority", "asymmetric", "slow-links", "client-cut",
 ]
-SCENARIOS: dict[str, list[str]] = {name: [name] for name in ALL_FAULTS}
-SCENARIOS["all"] = ALL_FAULTS
+API_FAULTS = ["kill-apiserver", "cut-apiserver-store"]  # need an --api run
+SCENARIOS: dict[str, list[str]] = {name: [name] for name in ALL_FAULTS + API_FAULTS}
+SCENARIOS["all"] = ALL_FAULTS  # with api=True: ALL_FAULTS + API_FAULTS
 SCENARIOS["leader-kills"] = ["kill-leader"]
+# What the API feels most, from both layers: store leader and follower kills, apiserver
+# kills and apiserver-store cuts (the --api smoke test's schedule).
+SCENARIOS["api-processes"] = ["kill-leader", "kill-follower", "kill-apiserver",
+                              "cut-apiserver-store"]
 
 Progress = Callable[[str], None]
+
+
+def scenario_faults(scenario: str, *, api: bool) -> list[str]:
+    """The fault names a scenario draws from; ValueError for an unknown scenario or one that
+    needs apiservers in a run without them."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    names = ALL_FAULTS + API_FAULTS if scenario == "all" and api else SCENARIOS[scenario]
+    if not api and any(n in API_FAULTS for n in names):
+        raise ValueError(f"scenario {scenario!r} needs apiservers: add --api")
+    return names
 
 
 @dataclass
@@ -54,6 +78,11 @@ class RunResult:
     recovery: list[tuple[FaultRecord, float | None, float | None]]  # fault, recover s, gap s
     final_state: dict[str, tuple[str | None, int | None]]
     notes: list[str] = field(default_factory=list)
+    api_clients: int = 0  # 0: a store-only run
+    api_recovery: list[tuple[FaultRecord, float | None, float | None]] = field(
+        default_factory=list)  # fault, first acknowledged API write after the heal s, gap s
+    api_final: ApiFinalState | None = None
+    api_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -76,11 +105,19 @@ async def run(
     keys: int = 8,
     think: float = 0.0,
     flood: int = 0,
+    api: bool = False,
+    api_clients: int = 4,
+    api_contend: bool = False,
 ) -> RunResult:
     """Run one scenario for ``duration`` seconds of faults; the result and every artefact
-    (cluster logs, data) stay in ``workdir``."""
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    (cluster logs, data) stay in ``workdir``.  ``api``: apiservers and their workload too."""
+    fault_names = scenario_faults(scenario, api=api)
+    if api:
+        return await _run_api(scenario=scenario, duration=duration, seed=seed,
+                              workdir=workdir, progress=progress, overrides=overrides,
+                              clients=clients, keys=keys, think=think, flood=flood,
+                              api_clients=api_clients, fault_names=fault_names,
+                              api_contend=api_contend)
     rng = random.Random(seed)
     cluster = ChaosCluster(workdir / "cluster", seed=seed, overrides=overrides, progress=progress)
     history = History()
@@ -93,7 +130,7 @@ async def run(
         load = asyncio.create_task(workload.run(stop))
         start = time.monotonic()
         try:
-            await _schedule(cluster, history, rng, SCENARIOS[scenario], duration, progress,
+            await _schedule(cluster, history, rng, fault_names, duration, progress,
                             workload, start)
         finally:
             stop.set()
@@ -110,9 +147,79 @@ async def run(
                      + workload.watch_errors)
 
 
+async def _run_api(*, scenario: str, duration: float, seed: int, workdir: Path,
+                   progress: Progress, overrides: dict[str, Any] | None, clients: int,
+                   keys: int, think: float, flood: int, api_clients: int,
+                   fault_names: list[str], api_contend: bool) -> RunResult:
+    """``run`` with apiservers: the same store run, plus the API workload and checks."""
+    rng = random.Random(seed)
+    cluster = ChaosCluster(workdir / "cluster", seed=seed, overrides=overrides, progress=progress)
+    history = History()
+    workload = Workload(cluster, history, seed=seed, clients=clients, keys=keys, think=think,
+                        flood=flood)
+    servers = ApiServers(cluster)
+    cluster.api = servers
+    api_load = ApiWorkload(servers, history, seed=seed, clients=api_clients,
+                           contend=api_contend)
+    notes: list[str] = []
+    stop, watch_stop = asyncio.Event(), asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    api_final: ApiFinalState | None = None
+    await cluster.start()
+    try:
+        await servers.start_all()
+        await api_load.setup()
+        tasks = [asyncio.create_task(workload.run(stop)),
+                 asyncio.create_task(api_load.run_clients(stop)),
+                 asyncio.create_task(api_load.run_watchers(watch_stop))]
+        start = time.monotonic()
+        try:
+            await _schedule(cluster, history, rng, fault_names, duration, progress,
+                            workload, start, api_load)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks[:2]), 30)
+        cluster.heal_network()
+        progress(f"workload stopped: {workload.ops_done} store ops, {api_load.ops_done} API "
+                 "ops; healing and reading final state")
+        final = await _final_state(cluster, notes, progress)
+        await servers.ensure_running()
+        api_final = await api_load.final_state(progress)
+    finally:
+        watch_stop.set()
+        stop.set()
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+        notes += servers.crashed()
+        await servers.stop_all()
+        await cluster.stop()
+    checks = _check(history, final, workload)
+    checks += api_checks(history, api_final, timeout=max(30.0, len(history) / 2000))
+    recovery = [(f, *_recovery(history, f, _next_injection(history, f))) for f in history.faults]
+    api_recovery = [(f, *_recovery(history, f, _next_injection(history, f), kinds=API_WRITES))
+                    for f in history.faults]
+    # The worst single apiserver: the longest gap in answered API requests sent to it.
+    served = API_WRITES | {"api_get"}
+    per_server = [max((_recovery(history, f, _next_injection(history, f), kinds=served,
+                                 server=i)[1] or 0.0 for i in range(len(servers.servers))),
+                      default=0.0) for f in history.faults]
+    stats = {"contend": api_contend,
+             "answers": dict(sorted(api_load.codes.items())),
+             "relists_after_410": sum(api_load.relists.values()),
+             "watch_streams": sum(api_load.watch_streams.values()),
+             "watch_breaks": sum(api_load.watch_breaks.values()),
+             "watch_refused": sum(api_load.watch_refused.values()),
+             "worst_apiserver_gap_s": per_server,
+             "apiserver_starts": {s.name: s.starts for s in servers.servers}}
+    return RunResult(scenario, seed, duration, history, checks, recovery, final,
+                     notes + workload.watch_errors + api_load.notes, api_clients, api_recovery,
+                     api_final, stats)
+
+
 async def _schedule(cluster: ChaosCluster, history: History, rng: random.Random,
                     names: list[str], duration: float, progress: Progress,
-                    workload: Workload, start: float) -> None:
+                    workload: Workload, start: float, api_load: ApiWorkload | None = None,
+                    ) -> None:
     faults = FAULTS()
     await asyncio.sleep(1.0)  # let the workload warm up
     while time.monotonic() - start < duration:
@@ -132,8 +239,9 @@ async def _schedule(cluster: ChaosCluster, history: History, rng: random.Random,
         record = FaultRecord(fault.name, target, time.monotonic())
         history.faults.append(record)
         elapsed = time.monotonic() - start
+        api_ops = "" if api_load is None else f", API {api_load.ops_done}"
         progress(f"[{elapsed:6.1f}s] fault #{len(history.faults)}: {fault.name} on {target} "
-                 f"for {hold:.1f}s  (ops so far: {workload.ops_done})")
+                 f"for {hold:.1f}s  (ops so far: {workload.ops_done}{api_ops})")
         await asyncio.sleep(hold)
         await fault.heal(cluster)
         record.healed_at = time.monotonic()
@@ -206,15 +314,20 @@ def _next_injection(history: History, fault: FaultRecord) -> float | None:
     return min(later, default=None)
 
 
-def _recovery(history: History, fault: FaultRecord,
-              next_fault: float | None = None) -> tuple[float | None, float | None]:
+def _recovery(history: History, fault: FaultRecord, next_fault: float | None = None, *,
+              kinds: Iterable[str] = ("put", "cas", "delete"), server: int | None = None,
+              ) -> tuple[float | None, float | None]:
     """(seconds from heal to the next acknowledged write, longest time without an
     acknowledged write from 1 s before the injection until that recovery).  The window stops
-    at the next fault's injection, so one fault is not blamed for the next one's outage."""
+    at the next fault's injection, so one fault is not blamed for the next one's outage.
+    ``kinds``: which ops count (the store's writes by default; API_WRITES for the API);
+    ``server``: only API ops sent to that apiserver (index)."""
     healed = fault.healed_at or fault.injected_at
+    wanted = frozenset(kinds)
     done = sorted(op.complete for op in history
-                  if op.kind in ("put", "cas", "delete") and op.status == "ok"
-                  and op.complete is not None)
+                  if op.kind in wanted and op.status == "ok"
+                  and op.complete is not None
+                  and (server is None or op.input.get("server") == server))
     recovered = next((t for t in done if t >= healed), None)
     recover = None if recovered is None else recovered - healed
     end = healed + 5.0 if recovered is None else recovered

@@ -102,11 +102,22 @@ class Cluster:
     def up(self, progress: Progress = print) -> None:
         """Store up (certificates, replicas, a leader), then every apiserver until it is
         ready, then the admin kubeconfig.  Idempotent."""
+        store_was_up = self.store.exists and all(
+            self.store.pid(n) is not None for n in self.store.names)
         self.store.up(progress)
-        for a in self.apiservers:
-            self.start_apiserver(a["name"], progress)
-        for a in self.apiservers:
-            self._wait_ready(a, progress)
+        started = [a["name"] for a in self.apiservers if self.pid(a["name"]) is None]
+        try:
+            for a in self.apiservers:
+                self.start_apiserver(a["name"], progress)
+            for a in self.apiservers:
+                self._wait_ready(a, progress)
+        except BaseException:  # leave nothing half-up behind: stop what this call started
+            progress(f"stopping what this command started; logs stay in {self.dir}")
+            for name in started:
+                self.stop_apiserver(name)
+            if not store_was_up:
+                self.store.down(progress)
+            raise
         paths = admin_paths(self.store.certs_dir)
         write_kubeconfig(self.kubeconfig, server=self.url, ca=paths.ca, cert=paths.cert,
                          key=paths.key, user="admin")

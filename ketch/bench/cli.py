@@ -47,7 +47,8 @@ def parse_concurrency(values: Sequence[str] | None, default: Sequence[int]) -> l
 
 
 def register(subparsers: Any) -> None:
-    """Add ``bench store`` to the top-level ``ketch`` subparsers; ``func`` returns an exit code."""
+    """Add ``bench store`` and ``bench api`` to the top-level ``ketch`` subparsers; ``func``
+    returns an exit code."""
     bench = subparsers.add_parser("bench", help="benchmarks")
     sub = bench.add_subparsers(dest="bench_command", required=True)
     p = sub.add_parser("store", help="ketch's 3-replica store vs a 3-member etcd, same client load")
@@ -113,6 +114,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, data, certs)")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.set_defaults(func=run_store)
+
+    from ketch.bench.api import add_parser as add_api  # imports this module: bind late
+
+    add_api(sub)
 
 
 def _progress(msg: str) -> None:

@@ -156,7 +156,7 @@ class Storage:
     raising only :class:`~control.errors.APIError`.  ``max_update_attempts`` bounds the
     read-modify-write loop of :meth:`guaranteed_update`."""
 
-    def __init__(self, client: StoreClient, *, max_update_attempts: int = 16) -> None:
+    def __init__(self, client: StoreClient, *, max_update_attempts: int = 64) -> None:
         self._client = client
         self._attempts = max_update_attempts
 

@@ -16,7 +16,6 @@ revision, so the following pages read the same snapshot from the store.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +115,7 @@ class Reader:
     async def get(self, rd: ResourceDef, namespace: str, name: str,
                   resource_version: str = "") -> dict[str, Any]:
         """GET of one object: consistent from the store without a resourceVersion, from the
-        cache (once at least that new) with one."""
+        cache (once at least that new) with one; a cached object is shared and read-only."""
         gr = GroupResource(rd.group, rd.resource)
         if not resource_version:
             return await self.storage.get(gr, namespace, name)
@@ -126,11 +125,12 @@ class Reader:
         obj = self.cache.get(object_key(gr, namespace, name))
         if obj is None:
             raise NotFound(rd.resource, name, group=rd.group)
-        return copy.deepcopy(obj)
+        return obj
 
     async def list(self, rd: ResourceDef, namespace: str, opts: QueryOptions,
                    flt: Filter) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """``(items, list metadata)`` of one page."""
+        """``(items, list metadata)`` of one page.  Items from the cache are the cache's own
+        objects, shared and read-only (copying each before encoding was 40% of a list)."""
         gr = GroupResource(rd.group, rd.resource)
         validate_list_options(opts)
         if opts.limit < 0:  # kube pages only for limit > 0; a negative one lists everything
@@ -155,7 +155,7 @@ class Reader:
                 last = objects[i - 1][0][len(prefix):].decode()
                 meta["continue"] = encode_continue(rev, last + "\0")
                 break
-            items.append(copy.deepcopy(obj))
+            items.append(obj)
         return items, meta
 
     async def _from_store(self, gr: GroupResource, namespace: str, opts: QueryOptions,

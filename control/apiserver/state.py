@@ -7,7 +7,6 @@ ResourceQuota plugin charges usage with a compare-and-swap through storage.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,19 +30,19 @@ _RBAC = "rbac.authorization.k8s.io"
 
 class CacheView:
     """Read-only cluster state from the watch cache (admission's ClusterView and RBAC's
-    RBACSource).  Objects are copies only where callers could change them."""
+    RBACSource).  The objects are the cache's own (copying them cost a tenth of a create):
+    callers copy before they keep or change any part, as ClusterView's contract says."""
 
     def __init__(self, cache: WatchCache) -> None:
         self.cache = cache
 
     def get(self, group: str, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
-        obj = self.cache.get(object_key(GroupResource(group, resource), namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return self.cache.get(object_key(GroupResource(group, resource), namespace, name))
 
     def list(self, group: str, resource: str, namespace: str = "") -> list[dict[str, Any]]:
         items, _ = self.cache.snapshot(collection_prefix(GroupResource(group, resource),
                                                          namespace))
-        return [copy.deepcopy(o) for _, o in items]
+        return [o for _, o in items]
 
     def _raw(self, resource: str, namespace: str = "") -> Iterable[dict[str, Any]]:
         items, _ = self.cache.snapshot(collection_prefix(GroupResource(_RBAC, resource),

@@ -95,6 +95,7 @@ class WatchCache:
         self._objects: SortedDict = SortedDict()  # key -> object (with resourceVersion)
         self._events: collections.deque[CacheEvent] = collections.deque(maxlen=window)
         self._watchers: set[Watcher] = set()
+        self._by_prefix: dict[bytes, set[Watcher]] = {}
         self.revision = 0  # the revision the cache reflects
         self._oldest = 0  # watches may start at any revision >= this one
         self._advanced = asyncio.Condition()
@@ -159,9 +160,12 @@ class WatchCache:
         self._events.append(event)
         if len(self._events) == self._events.maxlen:
             self._oldest = self._events[0].revision - 1
-        for w in list(self._watchers):
-            if key.startswith(w.prefix):
+        # Watchers are indexed by prefix; a key's possible prefixes end at each of its "/".
+        slash = key.find(b"/", 1)
+        while slash != -1:
+            for w in self._by_prefix.get(key[:slash + 1], ()):
                 w.push(event)
+            slash = key.find(b"/", slash + 1)
         for listener in self.listeners:
             listener(event)
 
@@ -180,6 +184,7 @@ class WatchCache:
         for w in list(self._watchers):
             w.push(None)
         self._watchers.clear()
+        self._by_prefix.clear()
 
     def close(self) -> None:
         self._end_watchers()
@@ -234,6 +239,7 @@ class WatchCache:
                 if ev.key.startswith(prefix):
                     w.push(ev)
         self._watchers.add(w)
+        self._by_prefix.setdefault(prefix, set()).add(w)
         return w
 
     @property
@@ -242,3 +248,8 @@ class WatchCache:
 
     def stop(self, w: Watcher) -> None:
         self._watchers.discard(w)
+        group = self._by_prefix.get(w.prefix)
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._by_prefix[w.prefix]

@@ -208,7 +208,8 @@ async def _drain(states: Sequence[_Watch], expected: int, s: WatchSettings) -> N
 
 async def run_watch(client: ApiClient, s: WatchSettings, *, cpu: GroupCpu,
                     progress: Progress) -> WatchResult:
-    """Open ``s.watchers`` watches (spread over the client's apiservers), write, tally.
+    """Open ``s.watchers`` watches (spread over the client's apiservers other than the
+    writer's first one, when there are several), write, tally.
 
     CPU is measured from the first write until every delivery arrived (or the drain ended).
     Watches that fail are reported in ``watcher_errors``; the run itself only raises if the
@@ -228,7 +229,11 @@ async def run_watch(client: ApiClient, s: WatchSettings, *, cpu: GroupCpu,
                 released = True
                 gate.release()
 
-        await _follow(session, client.url(j), start_rv, sentinel, states[j], ready)
+        # With several apiservers the writes go through the first and the watches are
+        # spread over the others, so the writer is not queued behind the fan-out.
+        n = len(client.urls)
+        server = j if n < 2 else 1 + j % (n - 1)
+        await _follow(session, client.url(server), start_rv, sentinel, states[j], ready)
 
     def settled() -> bool:
         return all(w.established or w.error for w in states)

@@ -17,7 +17,6 @@ from control.errors import (
     APIError,
     BadRequest,
     Cause,
-    Conflict,
     Invalid,
     MethodNotAllowed,
     NotFound,
@@ -225,15 +224,13 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
     expected = patch_resource_version(doc)
 
     def mutate(old: dict[str, Any]) -> dict[str, Any]:
-        if expected and old["metadata"].get("resourceVersion") != expected:
-            raise Conflict(rd.resource, ctx.name, group=rd.group)
         new = apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
                           manager=ctx.field_manager, force=force, now=now,
                           ignore_status=has_status)
         drop_unknown_fields(rd.api_version, rd.kind, new)  # what Go's decoder would drop
         return new
 
-    out = await api.registry.mutate(ctx, mutate, prepared=False)
+    out = await api.registry.mutate(ctx, mutate, expected_rv=expected, prepared=False)
     return _warned(respond(out), warnings)
 
 

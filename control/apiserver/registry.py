@@ -181,23 +181,17 @@ class Registry:
         if not isinstance(obj.get("metadata"), dict):
             obj["metadata"] = {}
         expected = obj["metadata"].get("resourceVersion") or None
-
-        async def mutate(old: dict[str, Any]) -> dict[str, Any]:
-            return await self._updated(ctx, old, copy.deepcopy(obj))
-
-        return await self.mutate(ctx, mutate, expected_rv=expected)
+        return await self.mutate(ctx, lambda _old: copy.deepcopy(obj), expected_rv=expected)
 
     async def mutate(self, ctx: WriteContext, fn: MutateFn, *,
-                     expected_rv: str | None = None, prepared: bool = True) -> dict[str, Any]:
-        """Read-modify-write of the stored object with ``fn`` (which returns the new object
-        after :meth:`_updated` when ``prepared``, or a raw new object otherwise); an object
-        whose deletion is pending and whose last finalizer goes is deleted."""
+                     expected_rv: str | None = None) -> dict[str, Any]:
+        """Read-modify-write of the stored object: ``fn`` turns the current object into the
+        client's new one, which then goes through the update pipeline (:meth:`_updated`);
+        an object whose deletion is pending and whose last finalizer goes is deleted."""
         async def step(old: dict[str, Any]) -> dict[str, Any]:
             out = fn(old)
             new = await out if isinstance(out, Awaitable) else out
-            if not prepared:
-                new = await self._updated(ctx, old, new)
-            return new
+            return await self._updated(ctx, old, new)
 
         if ctx.dry_run:
             old = await self.storage.get(ctx.gr, ctx.namespace, ctx.name)

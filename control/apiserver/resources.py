@@ -230,7 +230,7 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
         drop_unknown_fields(rd.api_version, rd.kind, new)  # what Go's decoder would drop
         return new
 
-    out = await api.registry.mutate(ctx, mutate, expected_rv=expected, prepared=False)
+    out = await api.registry.mutate(ctx, mutate, expected_rv=expected)
     return _warned(respond(out), warnings)
 
 

@@ -97,7 +97,7 @@ async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: Req
         new["spec"] = {**(old.get("spec") or {}), "replicas": replicas}
         return new
 
-    out = await api.registry.mutate(ctx, mutate, expected_rv=expected, prepared=False)
+    out = await api.registry.mutate(ctx, mutate, expected_rv=expected)
     return respond(to_scale(rd, out))
 
 

@@ -72,12 +72,18 @@ class Watcher:
         self.prefix = prefix
         self.after = after
         self.queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue()
+        #: When set, events go straight to this callable (called on the cache's feed; it
+        #: must not block or raise) instead of the queue.
+        self.sink: Callable[[CacheEvent | None], None] | None = None
 
     def push(self, ev: CacheEvent | None) -> None:
         if ev is not None and (ev.revision < self.after or (
                 ev.revision == self.after and ev.type != "BOOKMARK")):
             return  # at or before the start (a future one included): not this watch's
-        self.queue.put_nowait(ev)
+        if self.sink is not None:
+            self.sink(ev)
+        else:
+            self.queue.put_nowait(ev)
 
     async def events(self) -> AsyncIterator[CacheEvent]:
         while True:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,12 @@ def _up(args: argparse.Namespace) -> int:
         print(f"error: {e}")
         return 1
     kc = cluster.kubeconfig
+    beside = Path(sys.executable).parent / "kubectl"
+    kubectl = "kubectl" if shutil.which("kubectl") or not beside.exists() else str(beside)
     print(f"\nketch is up: apiserver {cluster.url}\n"
           f"  export KUBECONFIG={kc}\n"
-          f"  kubectl get namespaces\n"
-          f"  kubectl create deployment web --image=nginx --replicas=2\n"
+          f"  {kubectl} get namespaces\n"
+          f"  {kubectl} create deployment web --image=nginx --replicas=2\n"
           f"stop it with: ketch down --dir {args.dir}")
     return 0
 

@@ -37,10 +37,12 @@ __all__ = [
     "ListResult",
     "Mutate",
     "Storage",
+    "check_preconditions",
     "collection_prefix",
     "decode_continue",
     "encode_continue",
     "object_key",
+    "parse_resource_version",
 ]
 
 Mutate = Callable[[dict[str, Any]], "dict[str, Any] | Awaitable[dict[str, Any]]"]
@@ -93,7 +95,7 @@ def object_key(gr: GroupResource, namespace: str, name: str) -> bytes:
     return collection_prefix(gr, namespace) + _segment("name", name).encode()
 
 
-def _parse_rv(rv: str | None) -> int:
+def parse_resource_version(rv: str | None) -> int:
     """A resourceVersion string as a revision; ``None``/``""`` → 0.  Anything not a
     non-negative integer is a 400."""
     if rv is None or rv == "":
@@ -202,7 +204,7 @@ class Storage:
         Always writes (a new resourceVersion), even when nothing changed; use
         :meth:`guaranteed_update` to skip no-op writes."""
         key, value = object_key(gr, namespace, name), _encode(obj)
-        expected = _parse_rv(expected_resource_version)
+        expected = parse_resource_version(expected_resource_version)
         if expected:
             guard = _cmp(key, "mod_revision", expected)
         else:
@@ -232,7 +234,7 @@ class Storage:
         returned."""
         key = object_key(gr, namespace, name)
         current = await self.get(gr, namespace, name)
-        expected = _parse_rv(expected_resource_version)
+        expected = parse_resource_version(expected_resource_version)
         for _ in range(self._attempts):
             rev = int(current["metadata"]["resourceVersion"])
             if expected and rev != expected:  # every attempt: a lost race means "modified"
@@ -265,7 +267,7 @@ class Storage:
         cur = await self.get(gr, namespace, name)
         # CAS on what was checked: a concurrent change re-runs the preconditions on it.
         for _ in range(self._attempts):
-            _check_preconditions(gr, name, cur, expected_resource_version, expected_uid)
+            check_preconditions(gr, name, cur, expected_resource_version, expected_uid)
             with self._translated(gr, name):
                 ans = await self._client.txn(
                     [_cmp(key, "mod_revision", int(cur["metadata"]["resourceVersion"]))],
@@ -308,7 +310,7 @@ class Storage:
         else:
             if resource_version_match not in (None, "", "Exact", "NotOlderThan"):
                 raise BadRequest(f"invalid resourceVersionMatch {resource_version_match!r}")
-            wanted = _parse_rv(resource_version)
+            wanted = parse_resource_version(resource_version)
             exact = resource_version_match == "Exact" or (not resource_version_match and limit)
             rev, at_least = (wanted, 0) if exact else (0, wanted)
         fresh = encode_continue(-1, start) if paging else None
@@ -340,7 +342,7 @@ class Storage:
         progress notifications.  A compacted start → 410 Expired ``too old resource
         version: N (M)``.  No synthetic initial ADDED events (that is the caller's list)."""
         prefix = collection_prefix(gr, namespace)
-        rv = _parse_rv(resource_version)
+        rv = parse_resource_version(resource_version)
         frames = cast(AsyncGenerator[dict[str, Any], None], self._client.watch(
             prefix, range_end=prefix_end(prefix), start_revision=rv + 1 if rv else 0,
             prev_kv=True))
@@ -358,7 +360,7 @@ def _cmp(key: bytes, target: str, value: int, result: str = "==") -> dict[str, A
     return {"key": key, "target": target, "result": result, "value": value}
 
 
-def _check_preconditions(gr: GroupResource, name: str, cur: dict[str, Any],
+def check_preconditions(gr: GroupResource, name: str, cur: dict[str, Any],
                          rv: str | None, uid: str | None) -> None:
     """apimachinery ``Preconditions.Check``: 409 with its exact "Precondition failed" text."""
     meta = cur["metadata"]

@@ -22,10 +22,11 @@ from control.rbac import (
     bootstrap_cluster_role_bindings,
     bootstrap_cluster_roles,
 )
-from control.storage import GroupResource
+from control.storage import object_key
 
 from .registry import WriteContext
 from .state import APIState
+from .subresources import finalize_namespace
 
 __all__ = ["SYSTEM_NAMESPACES", "bootstrap", "housekeeping"]
 
@@ -46,10 +47,7 @@ def _ctx(group: str, version: str, resource: str, namespace: str = "",
 
 async def _ensure(api: APIState, ctx: WriteContext, obj: dict[str, Any]) -> bool:
     """Create ``obj`` unless it exists; True if this call created it."""
-    key_name = obj["metadata"]["name"]
-    gr = GroupResource(ctx.rd.group, ctx.rd.resource)
-    from control.storage import object_key
-    if api.cache.get(object_key(gr, ctx.namespace, key_name)) is not None:
+    if api.cache.get(object_key(ctx.gr, ctx.namespace, obj["metadata"]["name"])) is not None:
         return False
     try:
         await api.registry.create(ctx, obj)
@@ -114,18 +112,9 @@ async def _finalize_namespaces(api: APIState) -> None:
         name = meta["name"]
         if not await _empty_namespace(api, name):
             continue
-        ctx = _ctx("", "v1", "namespaces", name=name)
-
-        def finalize(obj: dict[str, Any]) -> dict[str, Any]:
-            fins = [f for f in (obj.get("spec") or {}).get("finalizers") or []
-                    if f != "kubernetes"]
-            obj.setdefault("spec", {})["finalizers"] = fins
-            return obj
-
         try:
-            out = await api.storage.guaranteed_update(ctx.gr, "", name, finalize)
-            if not out["spec"]["finalizers"] and not out["metadata"].get("finalizers"):
-                await api.storage.delete(ctx.gr, "", name)
+            await finalize_namespace(api, name, lambda fins: [f for f in fins
+                                                              if f != "kubernetes"])
         except (NotFound, Conflict):
             pass
 

@@ -30,7 +30,14 @@ from control.fieldselectors import (
 )
 from control.requestinfo import QueryOptions
 from control.selectors import LabelSelector, SelectorError, parse_label_selector
-from control.storage import GroupResource, Storage, collection_prefix, encode_continue, object_key
+from control.storage import (
+    GroupResource,
+    Storage,
+    collection_prefix,
+    encode_continue,
+    object_key,
+    parse_resource_version,
+)
 
 from .watchcache import WatchCache
 
@@ -92,15 +99,6 @@ def validate_list_options(opts: QueryOptions) -> None:
         raise Invalid("ListOptions", "", causes, group="meta.k8s.io")
 
 
-def _rv(text: str) -> int:
-    if not text:
-        return 0
-    if not text.isdigit():
-        raise BadRequest(f"Invalid value: {text!r}: resourceVersion must be a non-negative "
-                         "integer")
-    return int(text)
-
-
 class Reader:
     def __init__(self, storage: Storage, cache: WatchCache) -> None:
         self.storage = storage
@@ -119,7 +117,7 @@ class Reader:
         gr = GroupResource(rd.group, rd.resource)
         if not resource_version:
             return await self.storage.get(gr, namespace, name)
-        rv = _rv(resource_version)
+        rv = parse_resource_version(resource_version)
         if rv:
             await self.at_least(rv)
         obj = self.cache.get(object_key(gr, namespace, name))
@@ -143,7 +141,7 @@ class Reader:
             if not await self.cache.sync():
                 return await self._from_store(gr, namespace, opts, flt)
         elif rv_text != "0":
-            await self.at_least(_rv(rv_text))
+            await self.at_least(parse_resource_version(rv_text))
         prefix = collection_prefix(gr, namespace)
         objects, rev = self.cache.snapshot(prefix)
         items: list[dict[str, Any]] = []

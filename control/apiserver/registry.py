@@ -22,11 +22,11 @@ from control.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from control.patching import schema_for
 from control.patching.managed import update_managed_fields
 from control.rbac import UserInfo
-from control.storage import GroupResource, Storage
+from control.storage import GroupResource, Storage, check_preconditions
 from control.strategies import strategy_for
 
 from .allocation import Allocator
-from .objectmeta import Inputs, carry_over, prepare_create_meta
+from .objectmeta import Inputs, carry_over, now_rfc3339, prepare_create_meta
 
 __all__ = ["Registry", "WriteContext"]
 
@@ -158,11 +158,8 @@ class Registry:
             raise BadRequest(f"the name of the object ({new_meta.get('name')}) does not match "
                              f"the name on the URL ({ctx.name})")
         new_meta["name"] = ctx.name
-        sent_uid, uid = new_meta.get("uid"), old["metadata"].get("uid", "")
-        if sent_uid and sent_uid != uid:  # the body's uid is a precondition, as in kube
-            raise Conflict(ctx.rd.resource, ctx.name, group=ctx.rd.group, why=(
-                f"Precondition failed: UID in precondition: {sent_uid}, UID in object meta: "
-                f"{uid}"))
+        # The body's uid is a precondition, as in kube.
+        check_preconditions(ctx.gr, ctx.name, old, None, new_meta.get("uid") or None)
         carry_over(new, old)
         strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
         if ctx.subresource == "status":
@@ -248,16 +245,12 @@ class Registry:
         stamp = self.inputs.now()
 
         def mark(obj: dict[str, Any]) -> dict[str, Any]:
+            check_preconditions(ctx.gr, ctx.name, obj, None, pre.get("uid") or None)
             meta = obj["metadata"]
-            if pre.get("uid") and meta.get("uid") != pre["uid"]:
-                raise Conflict(ctx.rd.resource, ctx.name, group=ctx.rd.group, why=(
-                    f"Precondition failed: UID in precondition: {pre['uid']}, "
-                    f"UID in object meta: {meta.get('uid', '')}"))
             if finalizer and finalizer not in meta.setdefault("finalizers", []):
                 meta["finalizers"].append(finalizer)
             if not meta.get("deletionTimestamp"):
-                when = stamp + dt.timedelta(seconds=graceful)
-                meta["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+                meta["deletionTimestamp"] = now_rfc3339(stamp + dt.timedelta(seconds=graceful))
                 meta["deletionGracePeriodSeconds"] = graceful
             elif graceful < meta.get("deletionGracePeriodSeconds", graceful):
                 meta["deletionGracePeriodSeconds"] = graceful

@@ -8,6 +8,7 @@ from the authorizer and the caller's identity; nothing is stored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -16,12 +17,14 @@ from control.catalog import ResourceDef
 from control.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
 from control.rbac import ReviewSpecError, UserInfo, access_review_status, rules_review_status
 from control.requestinfo import RequestInfo
+from control.storage import GroupResource
+from control.strategies import strategy_for
 
 from .codec import decode_body, read_body, respond
 from .registry import WriteContext
 from .state import APIState
 
-__all__ = ["dispatch", "review", "to_scale"]
+__all__ = ["dispatch", "finalize_namespace", "review", "to_scale"]
 
 
 def to_scale(rd: ResourceDef, obj: dict[str, Any]) -> dict[str, Any]:
@@ -109,20 +112,13 @@ async def _bind(request: web.Request, api: APIState, ctx: WriteContext) -> web.R
         raise BadRequest("binding target must be a Node with a name")
     ctx.subresource = "binding"
 
+    strategy = strategy_for("", "pods")
+    now = api.inputs.timestamp()
+
     def bind(old: dict[str, Any]) -> dict[str, Any]:
-        spec = old.setdefault("spec", {})
-        if spec.get("nodeName"):
-            raise Conflict("pods", ctx.name, why=(
-                f"pod {ctx.name} is already assigned to node \"{spec['nodeName']}\""))
-        if old["metadata"].get("deletionTimestamp"):
-            raise Conflict("pods", ctx.name, why=f"pod {ctx.name} is being deleted, cannot "
-                           "be assigned to a host")
-        spec["nodeName"] = node
-        status = old.setdefault("status", {})
-        conds = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
-        conds.append({"type": "PodScheduled", "status": "True",
-                      "lastTransitionTime": api.inputs.timestamp()})
-        status["conditions"] = conds
+        refused = strategy.apply_binding(old, node, now=now)  # type: ignore[attr-defined]
+        if refused:
+            raise Conflict("pods", ctx.name, why=refused)
         return old
 
     await api.storage.guaranteed_update(ctx.gr, ctx.namespace, ctx.name, bind)
@@ -143,16 +139,27 @@ async def _finalize(api: APIState, ctx: WriteContext, body: dict[str, Any]) -> d
     finalizers = (body.get("spec") or {}).get("finalizers") or []
     if not isinstance(finalizers, list):
         raise BadRequest("spec.finalizers must be a list")
+    return await finalize_namespace(api, ctx.name, lambda _current: finalizers)
+
+
+async def finalize_namespace(api: APIState, name: str,
+                             change: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
+    """Set namespace ``name``'s ``spec.finalizers`` to ``change(current ones)``; a namespace
+    being deleted whose finalizers are all gone is deleted (what ``/finalize`` does, and how
+    the namespace cleanup ends)."""
+    gr = GroupResource("", "namespaces")
 
     def fin(old: dict[str, Any]) -> dict[str, Any]:
-        old.setdefault("spec", {})["finalizers"] = finalizers
+        spec = old.setdefault("spec", {})
+        spec["finalizers"] = change(list(spec.get("finalizers") or []))
         return old
 
-    out = await api.storage.guaranteed_update(ctx.gr, "", ctx.name, fin)
+    out = await api.storage.guaranteed_update(gr, "", name, fin)
     meta = out["metadata"]
-    if meta.get("deletionTimestamp") and not finalizers and not meta.get("finalizers"):
+    if meta.get("deletionTimestamp") and not out["spec"]["finalizers"] \
+            and not meta.get("finalizers"):
         try:
-            return await api.storage.delete(ctx.gr, "", ctx.name)
+            return await api.storage.delete(gr, "", name)
         except NotFound:
             pass
     return out

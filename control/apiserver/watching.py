@@ -24,9 +24,9 @@ from typing import Any
 from aiohttp import web
 
 from control.catalog import ResourceDef
-from control.errors import APIError, BadRequest, Cause, Invalid
+from control.errors import APIError, Cause, Invalid
 from control.requestinfo import RequestInfo
-from control.storage import GroupResource, collection_prefix
+from control.storage import GroupResource, collection_prefix, parse_resource_version
 from control.tables import table_for
 
 from .reads import Filter, make_filter
@@ -141,10 +141,7 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
     prefix = collection_prefix(GroupResource(rd.group, rd.resource),
                                info.namespace if rd.namespaced else "")
     rv_text = o.resource_version
-    if rv_text and not rv_text.isdigit():
-        raise BadRequest(f"Invalid value: {rv_text!r}: resourceVersion must be a "
-                         "non-negative integer")
-    rv = int(rv_text or 0)
+    rv = parse_resource_version(rv_text)
     initial = o.send_initial_events if o.send_initial_events is not None else rv == 0
     if initial and (o.send_initial_events or not rv_text):
         if not await api.cache.sync():
@@ -185,6 +182,14 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
     return resp
 
 
+def _line_for(stream: _Stream, flt: Filter, bookmarks: bool, ev: CacheEvent) -> bytes | None:
+    """What one watch sends for ``ev``: its event line, a bookmark (if asked for) or nothing."""
+    if ev.type == "BOOKMARK":
+        return stream.bookmark_line(ev.revision) if bookmarks else None
+    out = _translate(ev, flt)
+    return None if out is None else stream.event_line(out[0], ev)
+
+
 async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
                 limit: float) -> None:
     """Forward the watcher's events until the timeout or the cache ends the watch.  Events
@@ -202,13 +207,9 @@ async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
                     if ev is None:
                         ended = True  # the cache reinitialised: the client re-watches
                         break
-                    if ev.type == "BOOKMARK":
-                        if bookmarks:
-                            lines.append(stream.bookmark_line(ev.revision))
-                        continue
-                    out = _translate(ev, flt)
-                    if out is not None:
-                        lines.append(stream.event_line(out[0], ev))
+                    line = _line_for(stream, flt, bookmarks, ev)
+                    if line is not None:
+                        lines.append(line)
                 if lines:
                     await stream.resp.write(b"".join(lines))
                 if ended:
@@ -255,10 +256,7 @@ class _Sink:
         if ev is None:
             self.ended.set()  # the cache reinitialised: the client re-watches
             return None
-        if ev.type == "BOOKMARK":
-            return self.stream.bookmark_line(ev.revision) if self.bookmarks else None
-        out = _translate(ev, self.flt)
-        return None if out is None else self.stream.event_line(out[0], ev)
+        return _line_for(self.stream, self.flt, self.bookmarks, ev)
 
 
 async def _direct(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool, limit: float,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -33,10 +34,10 @@ from store.launch import (
     ClusterError,
     LocalCluster,
     Progress,
-    _cmdline,
-    _free_ports,
-    _state,
-    _write_atomic,
+    free_ports,
+    process_argv,
+    process_state,
+    write_atomic,
 )
 
 __all__ = ["Cluster", "ClusterError"]
@@ -70,7 +71,7 @@ class Cluster:
         layout = {"apiservers": [{"name": f"apiserver-{i + 1}", "listen": f"127.0.0.1:{p}"}
                                  for i, p in enumerate(ports)]}
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write_atomic(path, json.dumps(layout, indent=2) + "\n")
+        write_atomic(path, json.dumps(layout, indent=2) + "\n")
         return layout
 
     @property
@@ -93,7 +94,7 @@ class Cluster:
             pid = int(self._pidfile(name).read_text().strip())
         except (OSError, ValueError):
             return None
-        argv = _cmdline(pid)
+        argv = process_argv(pid)
         return pid if argv is not None and "control.apiserver" in argv and \
             str(self.store.certs_dir) in argv else None
 
@@ -121,7 +122,7 @@ class Cluster:
         paths = admin_paths(self.store.certs_dir)
         write_kubeconfig(self.kubeconfig, server=self.url, ca=paths.ca, cert=paths.cert,
                          key=paths.key, user="admin")
-        _write_atomic(self.dir / "apiserver.url", self.url + "\n")
+        write_atomic(self.dir / "apiserver.url", self.url + "\n")
         progress(f"admin kubeconfig: {self.kubeconfig}")
 
     def start_apiserver(self, name: str, progress: Progress = print) -> int:
@@ -141,7 +142,7 @@ class Cluster:
                  "--store", ",".join(self.store.client_urls), "--listen", entry["listen"]],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.dir / name, env=env, start_new_session=True)
-        _write_atomic(self._pidfile(name), f"{proc.pid}\n")
+        write_atomic(self._pidfile(name), f"{proc.pid}\n")
         progress(f"{name}: started (pid {proc.pid}) on https://{entry['listen']}, log {log}")
         return proc.pid
 
@@ -176,9 +177,9 @@ class Cluster:
             return
         os.kill(pid, sig)
         until = time.monotonic() + STOP_TIMEOUT
-        while _state(pid) not in (None, "Z", "X") and time.monotonic() < until:
+        while process_state(pid) not in (None, "Z", "X") and time.monotonic() < until:
             time.sleep(0.05)
-        if _state(pid) not in (None, "Z", "X") and self.pid(name) == pid:
+        if process_state(pid) not in (None, "Z", "X") and self.pid(name) == pid:
             os.kill(pid, signal.SIGKILL)
         self._pidfile(name).unlink(missing_ok=True)
 
@@ -202,12 +203,11 @@ class Cluster:
 
 def _preferred_ports(n: int) -> list[int]:
     """6443, 6444, … when free (what kubeconfigs usually say), else any free ports."""
-    import socket
     wanted = [6443 + i for i in range(n)]
     for p in wanted:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", p))
             except OSError:
-                return _free_ports("127.0.0.1", n)
+                return free_ports("127.0.0.1", n)
     return wanted

@@ -42,7 +42,16 @@ from store.client import StoreClient
 from store.client_wire import status_sync
 from store.config import Member, ReplicaConfig
 
-__all__ = ["STOP_TIMEOUT", "UP_TIMEOUT", "ClusterError", "LocalCluster"]
+__all__ = [
+    "STOP_TIMEOUT",
+    "UP_TIMEOUT",
+    "ClusterError",
+    "LocalCluster",
+    "free_ports",
+    "process_argv",
+    "process_state",
+    "write_atomic",
+]
 
 UP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -61,13 +70,13 @@ def _quiet(_: str) -> None:
     pass
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def _free_ports(host: str, n: int) -> list[int]:
+def free_ports(host: str, n: int) -> list[int]:
     """``n`` distinct ports free on ``host`` right now (all held open until all are picked)."""
     socks = []
     try:
@@ -81,7 +90,7 @@ def _free_ports(host: str, n: int) -> list[int]:
             s.close()
 
 
-def _state(pid: int) -> str | None:
+def process_state(pid: int) -> str | None:
     """The process state letter (R, S, D, Z, ...) or None when there is no such process."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -89,9 +98,9 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def _cmdline(pid: int) -> list[str] | None:
+def process_argv(pid: int) -> list[str] | None:
     """The argv of a live (not zombie) process, or None (also while it is exiting)."""
-    if _state(pid) in (None, "Z", "X"):
+    if process_state(pid) in (None, "Z", "X"):
         return None
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -152,12 +161,12 @@ class LocalCluster:
         if self._base_port is not None:
             ports = [self._base_port + i for i in range(2 * n)]
         else:
-            ports = _free_ports(self._host, 2 * n)
+            ports = free_ports(self._host, 2 * n)
         h = f"[{self._host}]" if ":" in self._host else self._host
         members = [{"name": f"s{i + 1}", "client": f"https://{h}:{ports[2 * i]}",
                     "raft": f"{self._host}:{ports[2 * i + 1]}"} for i in range(n)]
         self._layout = {"members": members, "fsync": True if self._fsync is None else self._fsync}
-        _write_atomic(self.dir / "cluster.json", json.dumps(self._layout, indent=2) + "\n")
+        write_atomic(self.dir / "cluster.json", json.dumps(self._layout, indent=2) + "\n")
 
     @property
     def members(self) -> list[Member]:
@@ -208,7 +217,7 @@ class LocalCluster:
             cfg = dataclasses.replace(cfg, **overrides)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         path = self.config_path(name)
-        _write_atomic(path, cfg.to_json() + "\n")
+        write_atomic(path, cfg.to_json() + "\n")
         return path
 
     def configure(self, name: str, **fields: Any) -> None:
@@ -217,7 +226,7 @@ class LocalCluster:
         self._member(name)
         layout = self._load()
         layout.setdefault("overrides", {}).setdefault(name, {}).update(fields)
-        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+        write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
 
     def pid(self, name: str) -> int | None:
         """The pid of replica ``name`` if it runs (pid file, alive, running our config)."""
@@ -225,7 +234,7 @@ class LocalCluster:
             pid = int((self.dir / name / "replica.pid").read_text().strip())
         except (OSError, ValueError):
             return None
-        argv = _cmdline(pid)
+        argv = process_argv(pid)
         if argv is not None and str(self.config_path(name)) in argv:
             return pid
         proc = self._procs.get(name)
@@ -257,7 +266,7 @@ class LocalCluster:
                 cwd=self.dir / name, env=env, start_new_session=True,
             )
         self._procs[name] = proc
-        _write_atomic(self.dir / name / "replica.pid", f"{proc.pid}\n")
+        write_atomic(self.dir / name / "replica.pid", f"{proc.pid}\n")
         m = self._member(name)
         progress(f"{name}: started (pid {proc.pid}), client {m.client}, raft {m.raft}, log {log}")
         return proc.pid
@@ -280,7 +289,7 @@ class LocalCluster:
         proc = self._procs.get(name)
         if proc is not None and proc.pid == pid:
             proc.poll()
-        return _state(pid) in (None, "Z", "X")
+        return process_state(pid) in (None, "Z", "X")
 
     def _wait_gone(self, pids: dict[str, int], timeout: float) -> list[str]:
         """Poll until every process of ``pids`` is gone or ``timeout`` passes; the names
@@ -342,7 +351,7 @@ class LocalCluster:
         layout = self._load()
         names = {m["name"] for m in layout["members"]}
         name = next(f"s{i}" for i in range(1, 100) if f"s{i}" not in names)
-        client_port, raft_port = _free_ports(self._host, 2)
+        client_port, raft_port = free_ports(self._host, 2)
         h = f"[{self._host}]" if ":" in self._host else self._host
         new = {"name": name, "client": f"https://{h}:{client_port}",
                "raft": f"{self._host}:{raft_port}"}
@@ -354,7 +363,7 @@ class LocalCluster:
 
         asyncio.run(change())
         layout["members"].append(new)
-        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+        write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
         progress(f"{name}: added to the Raft configuration (raft {new['raft']})")
         self.start(name, progress)
         return name
@@ -376,7 +385,7 @@ class LocalCluster:
             self._stop([name], progress)
         layout = self._load()
         layout["members"] = [m for m in layout["members"] if m["name"] != name]
-        _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+        write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
 
     def prepare(self, progress: Progress = _quiet) -> dict[str, Any]:
         """Create DIR and DIR/cluster.json (members and ports) if missing; start nothing."""
@@ -397,7 +406,7 @@ class LocalCluster:
                                f"not {self._replicas}; use another --dir for a different size")
         if self._fsync is not None and self._fsync != self.fsync:
             layout["fsync"] = self._fsync
-            _write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
+            write_atomic(self.dir / "cluster.json", json.dumps(layout, indent=2) + "\n")
             progress(f"fsync is now {'on' if self._fsync else 'off'} for replicas started from now")
         hosts = sorted({urlsplit(m.client).hostname or "" for m in self.members} - {*_LOOPBACK, ""})
         report = init_cluster_certs(self.certs_dir, replicas=self.names, hosts=hosts)

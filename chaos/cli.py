@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["PYSYNCOBJ_PIPELINE", "register"]
 
@@ -41,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     workdir = report_dir
     if (workdir / "cluster").exists():
         shutil.rmtree(workdir / "cluster")
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.no_truncation_fix:
         overrides["raft_fixes"] = False
     if args.pipeline == "pysyncobj":
@@ -107,4 +108,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--sabotage", choices=("ack-before-commit", "stale-reads", "watch-skip"),
                    help="run a deliberately broken store (to see the checkers catch it)")
     p.set_defaults(func=_run)
-    chaos.set_defaults(func=lambda _args: (chaos.print_help(sys.stderr), 2)[1])
+    def usage(_args: argparse.Namespace) -> int:
+        chaos.print_help(sys.stderr)
+        return 2
+
+    chaos.set_defaults(func=usage)

@@ -13,6 +13,7 @@ long), so ``--seed N`` reproduces a run's faults; timing-dependent outcomes of c
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -334,5 +335,5 @@ def _recovery(history: History, fault: FaultRecord, next_fault: float | None = N
     if next_fault is not None:
         end = min(end, next_fault)
     points = [t for t in done if fault.injected_at - 1.0 <= t <= end] + [end]
-    gap = max((b - a for a, b in zip(points, points[1:])), default=None)
+    gap = max((b - a for a, b in itertools.pairwise(points)), default=None)
     return recover, gap

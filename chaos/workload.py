@@ -17,7 +17,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from store import errors
 from store.client import StoreClient
@@ -125,7 +125,7 @@ class Workload:
             self.history.record_complete(op_id, "fail", {"error": e.code}, at=_now())
             return None
         except (OSError, asyncio.CancelledError) as e:
-            status = "unknown" if write else "fail"
+            status: Literal["unknown", "fail"] = "unknown" if write else "fail"
             self.history.record_complete(op_id, status, {"error": repr(e)[:200]}, at=_now())
             if isinstance(e, asyncio.CancelledError):
                 raise

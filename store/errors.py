@@ -43,8 +43,8 @@ class StoreError(Exception):
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and self.message == other.message  # type: ignore[attr-defined]
-            and self.details == other.details  # type: ignore[attr-defined]
+            and self.message == other.message
+            and self.details == other.details
         )
 
     def __hash__(self) -> int:

@@ -194,9 +194,12 @@ class StoreNode:
             new = [m for m in current if m.name != gone.name]
             address = self.cfg.dial_address(gone) if gone in self.cfg.peers else gone.raft
         done: asyncio.Future[str] = self.loop.create_future()
-        self.replica.change_membership(
-            "add" if op == "add" else "rem", address,
-            lambda outcome, _result: done.done() or done.set_result(outcome))
+
+        def settle(outcome: str, _result: Any) -> None:
+            if not done.done():
+                done.set_result(outcome)
+
+        self.replica.change_membership("add" if op == "add" else "rem", address, settle)
         outcome = await asyncio.wait_for(done, self.proposer.timeout)
         if outcome == RESULT_UNKNOWN:
             raise errors.OutcomeUnknown("the leader changed during the membership change")

@@ -118,7 +118,7 @@ class _LoopPoller:
         self._on_event()
 
 
-class _PatchedSyncObj(SyncObj):
+class _PatchedSyncObj(SyncObj):  # type: ignore[misc]  # pysyncobj ships no types
     """pysyncobj's SyncObj with ketch's fixes.  Private pysyncobj state is reached through its
     mangled names (``_SyncObj__x``); every such access is in this class."""
 
@@ -229,7 +229,7 @@ class _PatchedSyncObj(SyncObj):
             self._ketch_keep_tail = False
             conf.dynamicMembershipChange = dynamic
 
-    def _trim_overlap(self, message: dict) -> dict:
+    def _trim_overlap(self, message: dict[str, Any]) -> dict[str, Any]:
         """Drop the leading entries this follower already has (same index and term), so the
         original handler only truncates from a real conflict.  If every entry is already here
         and the log goes further, keep the tail (Raft §5.3: truncate only on conflict)."""
@@ -270,7 +270,7 @@ class _PatchedSyncObj(SyncObj):
             return None
         try:
             request = cbor2.loads(bytes(command[1:]))
-        except Exception:  # our own leader wrote it; an undecodable one changes nothing
+        except Exception:  # noqa: BLE001 - our own leader wrote it; an undecodable one changes nothing
             log.error("undecodable membership entry")
             return None
         ok = (isinstance(request, list) and len(request) == 2 and request[0] in ("add", "rem")
@@ -417,7 +417,7 @@ class Replica:
     def _apply_entry(self, payload: bytes) -> Any:
         try:
             cmd = cbor2.loads(payload)
-        except Exception as e:  # our own leader wrote it; never crash the apply loop over it
+        except Exception as e:  # noqa: BLE001 - our own leader wrote it; never crash the apply loop over it
             log.error("undecodable log entry (%d bytes): %s", len(payload), e)
             return {"err": {"code": "internal", "message": "undecodable log entry"}}
         try:

@@ -10,6 +10,7 @@ the Raft layer; reads are answered locally (after a barrier unless ``serializabl
 from __future__ import annotations
 
 import asyncio
+import functools
 import struct
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +25,10 @@ from .metrics import StoreMetrics
 from .node import StoreNode
 from .requests import validate_command, validate_range
 from .watching import END
+
+
+def _range(machine: Any, *, req: dict[str, Any]) -> Any:
+    return machine.range(req)
 
 __all__ = ["MAX_BODY", "build_app"]
 
@@ -44,7 +49,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         data = cbor2.loads(raw) if raw else {}
-    except Exception as e:  # cbor2 raises several types on malformed input
+    except Exception as e:  # noqa: BLE001 - cbor2 raises several types on malformed input
         raise errors.InvalidRequest(f"request body is not valid CBOR: {e}") from None
     if not isinstance(data, dict):
         raise errors.InvalidRequest("request body must be a CBOR map")
@@ -68,7 +73,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _cbor({"error": e.to_wire()}, e.http_status)
     except web.HTTPRequestEntityTooLarge:
         code = errors.TooLarge.code
-        err = errors.TooLarge(f"request body over {MAX_BODY} bytes")
+        err: errors.StoreError = errors.TooLarge(f"request body over {MAX_BODY} bytes")
         return _cbor({"error": err.to_wire()}, err.http_status)
     except web.HTTPException as e:
         code = str(e.status)
@@ -122,13 +127,16 @@ async def kv_batch(request: web.Request) -> web.Response:
                 raise errors.InvalidRequest(f"unknown batch op {sorted(op)}")
         except errors.StoreError as e:
             results[i] = e
-    pending = [node.proposer.write_many([cmd for _, cmd in writes])] if writes else []
+    pending: list[Awaitable[Any]] = (
+        [node.proposer.write_many([cmd for _, cmd in writes])] if writes else [])
     linearizable = [(i, r) for i, r in reads if not r.pop("serializable")]
     if linearizable:
         pending.append(node.read_barrier())
     outcome = await asyncio.gather(*pending, return_exceptions=True)
     if writes:
-        for (i, _), res in zip(writes, outcome[0]):
+        written = outcome[0]
+        for (i, _), res in zip(writes, written if isinstance(written, list) else
+                               [written] * len(writes), strict=True):
             results[i] = res
     barrier_error = outcome[-1] if linearizable and isinstance(outcome[-1], BaseException) else None
     lin = {i for i, _ in linearizable}
@@ -137,7 +145,7 @@ async def kv_batch(request: web.Request) -> web.Response:
             results[i] = barrier_error
             continue
         try:
-            results[i] = node.read(lambda m, req=req: m.range(req))
+            results[i] = node.read(functools.partial(_range, req=req))
         except errors.StoreError as e:
             results[i] = e
     return _cbor({"results": [

@@ -217,7 +217,7 @@ class Transport:
                 unknown = e.sent and write
             else:
                 if "ok" in res:
-                    return res["ok"]  # type: ignore[no-any-return]
+                    return res["ok"]
                 err = from_wire(res.get("error"))
                 if not isinstance(err, _RETRYABLE):
                     raise err

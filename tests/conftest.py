@@ -42,7 +42,7 @@ async def eventually(
             value = await probe()
             if value:
                 return value
-        except Exception as e:  # the condition is "eventually succeeds"; keep the last cause
+        except Exception as e:  # noqa: BLE001 - the condition is "eventually succeeds"; keep the last cause
             last = e
         await asyncio.sleep(interval)
     raise TimeoutError(f"condition not met in {timeout}s (last error: {last!r})")

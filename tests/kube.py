@@ -44,7 +44,7 @@ class Kubectl:
 
     def run(self, *args: str, input: str | None = None, check: bool = True,
             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        p = subprocess.run(self.argv(*args), input=input, capture_output=True, text=True,
+        p = subprocess.run(self.argv(*args), input=input, capture_output=True, text=True, check=False,
                            timeout=timeout)
         if check and p.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({p.returncode}):\n"
@@ -68,7 +68,7 @@ def poll(probe: Callable[[], T], *, timeout: float = 20.0, interval: float = 0.0
             value = probe()
             if value:
                 return value
-        except Exception as e:  # "eventually succeeds": keep the last cause for the report
+        except Exception as e:  # noqa: BLE001 - "eventually succeeds": keep the last cause for the report
             last = e
         time.sleep(interval)
     raise TimeoutError(f"condition not met in {timeout}s (last error: {last!r})")

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from certs.layout import admin_paths
+from control.api.errors import Expired
 from control.apiserver.watchcache import WatchCache
-from control.errors import Expired
 from ketch.cluster import Cluster
 from store.client import prefix_end
 from tests.apiclient import APIClient, Reply, WatchStream, poll_async

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from control.admission import (
+from control.api.errors import APIError, NotFound
+from control.apiserver.admission import (
     AdmissionChain,
     AdmissionRequest,
     DefaultTolerationSeconds,
@@ -28,8 +29,7 @@ from control.admission import (
     format_quantity,
     parse_quantity,
 )
-from control.errors import APIError, NotFound
-from control.rbac import UserInfo
+from control.apiserver.rbac import UserInfo
 
 ADMIN = UserInfo("admin", ("system:masters", "system:authenticated"))
 NODE1 = UserInfo("system:node:n1", ("system:nodes", "system:authenticated"))

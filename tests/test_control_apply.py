@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control.patching import MalformedPatchError, PatchError, schema_for
-from control.patching.apply import ApplyConflict, server_side_apply
-from control.patching.managed import (
+from control.apiserver.patching import MalformedPatchError, PatchError, schema_for
+from control.apiserver.patching.apply import ApplyConflict, server_side_apply
+from control.apiserver.patching.managed import (
     FieldPath,
     decode_fields_v1,
     decode_managed_fields,

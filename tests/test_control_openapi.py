@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from control.catalog import RESOURCES, ResourceDef, group_versions
-from control.openapi import document_hash, openapi_document, openapi_root
-from control.openapi.patch_meta import build_patch_extensions
-from control.openapi.paths import PATCH_CONTENT_TYPES, gv_prefix
-from control.openapi.schemas import all_schemas, minimal_kind_schema
+from control.api.catalog import RESOURCES, ResourceDef, group_versions
+from control.apiserver.openapi import document_hash, openapi_document, openapi_root
+from control.apiserver.openapi.patch_meta import build_patch_extensions
+from control.apiserver.openapi.paths import PATCH_CONTENT_TYPES, gv_prefix
+from control.apiserver.openapi.schemas import all_schemas, minimal_kind_schema
 
 J = dict[str, Any]
 REF_PREFIX = "#/components/schemas/"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control.patching import (
+from control.apiserver.patching import (
     MalformedPatchError,
     PatchApplyError,
     PatchError,
@@ -25,7 +25,7 @@ from control.patching import (
     errors,
     schema_for,
 )
-from control.patching.schema import ATOMIC, PRIMITIVE_MERGE, merge_by, merged
+from control.apiserver.patching.schema import ATOMIC, PRIMITIVE_MERGE, merge_by, merged
 
 J = dict[str, Any]
 

@@ -18,8 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import control.protobuf.decode as decode_module
-from control.protobuf import (
+import control.apiserver.protobuf.decode as decode_module
+from control.api.kinds.fields import SCALAR_TYPES, F
+from control.api.kinds.schema import MESSAGES, SPECIAL_FORMS, validate_schema
+from control.apiserver.protobuf import (
     KINDS,
     MAX_BODY_BYTES,
     ProtobufError,
@@ -29,9 +31,7 @@ from control.protobuf import (
     read_envelope,
     supported_kinds,
 )
-from control.protobuf.fields import SCALAR_TYPES, F
-from control.protobuf.schema import MESSAGES, SPECIAL_FORMS, validate_schema
-from control.protobuf.wire import iter_fields, read_packed, read_varint, scalar_value
+from control.apiserver.protobuf.wire import iter_fields, read_packed, read_varint, scalar_value
 
 J = dict[str, Any]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from control.rbac import (
+from control.apiserver.rbac import (
     ALL_AUTHENTICATED,
     ALL_UNAUTHENTICATED,
     ANONYMOUS,
@@ -26,7 +26,7 @@ from control.rbac import (
     new_authorizer,
     rules_review_status,
 )
-from control.requestinfo import parse_request_info
+from control.apiserver.requestinfo import parse_request_info
 
 RBAC = "rbac.authorization.k8s.io"
 

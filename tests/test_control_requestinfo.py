@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from control.requestinfo import QueryOptions, RequestInfo, parse_request_info
+from control.apiserver.requestinfo import QueryOptions, RequestInfo, parse_request_info
 
 NS_PODS = "/api/v1/namespaces/default/pods"
 DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from control.fieldselectors import field_selector_for_kind, object_fields, parse_field_selector
-from control.selectors import (
+from control.api.fieldselectors import field_selector_for_kind, object_fields, parse_field_selector
+from control.api.selectors import (
     EVERYTHING,
     NOTHING,
     SelectorError,

@@ -1,4 +1,4 @@
-"""control.errors (Status formats, store-error mapping) and control.storage against a real
+"""control.api.errors (Status formats, store-error mapping) and control.apiserver.storage against a real
 three-replica store."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from control import errors as E
-from control.storage import (
+from control.api import errors as E
+from control.apiserver.storage import (
     GroupResource,
     Storage,
     collection_prefix,
@@ -17,6 +17,7 @@ from control.storage import (
     encode_continue,
     object_key,
 )
+from control.apiserver.store_errors import from_store_error
 from store import errors as S
 from store.launch import LocalCluster
 
@@ -147,12 +148,12 @@ MAPPING_CASES = [
 @pytest.mark.parametrize(("exc", "ctx", "code", "reason", "message"), MAPPING_CASES)
 def test_from_store_error(exc: S.StoreError, ctx: dict[str, Any], code: int, reason: str,
                           message: str) -> None:
-    err = E.from_store_error(exc, **ctx)
+    err = from_store_error(exc, **ctx)
     assert (err.code, err.reason, err.message) == (code, reason, message)
 
 
 def test_future_revision_has_cause() -> None:
-    err = E.from_store_error(S.FutureRevision("x", revision=9, current_revision=5))
+    err = from_store_error(S.FutureRevision("x", revision=9, current_revision=5))
     assert err.to_status()["details"] == {
         "retryAfterSeconds": 1,
         "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}]}

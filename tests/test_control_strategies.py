@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from control.catalog import RESOURCES
-from control.errors import Cause, Invalid
-from control.strategies import (
+from control.api.catalog import RESOURCES
+from control.api.errors import Cause, Invalid
+from control.api.quantity import quantity_or_none
+from control.apiserver.strategies import (
     JobStrategy,
     NamespaceStrategy,
     PodStrategy,
@@ -21,8 +22,7 @@ from control.strategies import (
     strategy_for,
     validate_object_meta,
 )
-from control.strategies.pods import POD_UPDATE_FORBIDDEN, qos_class
-from control.strategies.quantity import parse_quantity
+from control.apiserver.strategies.pods import POD_UPDATE_FORBIDDEN, qos_class
 
 RBAC = "rbac.authorization.k8s.io"
 UID = "0b7a5b3e-5f2c-4d6a-9d0e-1f2a3b4c5d6e"
@@ -757,4 +757,4 @@ def test_pod_binding_sets_node_once() -> None:
     ("abc", None), ("1.5.5", None), ("", None), (True, None),
 ])
 def test_quantities(text: Any, value: str | None) -> None:
-    assert parse_quantity(text) == (None if value is None else Decimal(value))
+    assert quantity_or_none(text) == (None if value is None else Decimal(value))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control.tables import PRINTERS, human_duration, table_for
+from control.apiserver.tables import PRINTERS, human_duration, table_for
 
 NOW = datetime.datetime(2026, 1, 2, 12, 0, 0, tzinfo=datetime.UTC)
 

@@ -51,7 +51,7 @@ def _send_and_wait_close(addr: str, frames: list[bytes], timeout: float = 10.0) 
             try:
                 if s.recv(65536) == b"":
                     return True
-            except (ConnectionResetError, TimeoutError, socket.timeout):
+            except (ConnectionResetError, TimeoutError):
                 return True
     return False
 

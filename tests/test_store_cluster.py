@@ -24,7 +24,7 @@ async def test_reads_and_writes_through_every_member(cluster: LocalCluster) -> N
             await c.put(f"k{i}".encode(), f"v{i}".encode())
         for url in cluster.client_urls:
             async with cluster.client() as one:
-                one._ends.urls[:] = [url]  # noqa: SLF001 - pin the member under test
+                one._ends.urls[:] = [url]
                 got = await one.get(b"k", range_end=b"l")
                 assert [kv["value"] for kv in got["kvs"]] == [b"v0", b"v1", b"v2"]
 
@@ -67,7 +67,7 @@ async def test_kill_leader_writes_continue_and_nothing_acknowledged_is_lost(
         # The restarted replica catches up: a serializable read on it sees the last write.
         last_rev = (await c.get(b"w0-0"))["header"]["revision"]
         async with cluster.client() as one:
-            one._ends.urls[:] = [cluster._member(old).client]  # noqa: SLF001
+            one._ends.urls[:] = [cluster._member(old).client]
 
             async def caught_up() -> bool:
                 r = await one.get(b"w0-0", serializable=True)
@@ -143,9 +143,9 @@ async def test_watch_below_the_compaction_point_says_compacted(cluster: LocalClu
 
 
 async def _raw(url: str, path: str, body: bytes, ctx: ssl.SSLContext) -> tuple[int, object]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s:
-        async with s.post(url + path, data=body) as r:
-            return r.status, cbor2.loads(await r.read())
+    async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s,
+                s.post(url + path, data=body) as r):
+        return r.status, cbor2.loads(await r.read())
 
 
 @pytest.mark.parametrize("path, body, status, code", [
@@ -271,14 +271,14 @@ def test_a_replica_with_open_watches_stops_promptly_on_sigterm(cluster: LocalClu
     def watch_forever() -> None:
         async def go() -> None:
             async with cluster.client(timeout=2.0) as c:
-                c._ends.urls[:] = [cluster._member("s1").client]  # noqa: SLF001
+                c._ends.urls[:] = [cluster._member("s1").client]
                 async for _ in c.watch(b"w", start_revision=1):
                     if stop.is_set():
                         return
 
         try:
             asyncio.run(go())
-        except Exception:  # the replica goes away under it; that is the point
+        except Exception:  # noqa: BLE001, S110 - the replica goes away under it; that is the point
             pass
 
     t = threading.Thread(target=watch_forever, daemon=True)
@@ -296,7 +296,7 @@ async def test_members_can_be_added_and_removed_at_runtime(cluster: LocalCluster
         await c.put(b"m/before", b"1")
     added = await asyncio.to_thread(cluster.add_member, lambda _: None)
     async with cluster.client() as one:
-        one._ends.urls[:] = [cluster._member(added).client]  # noqa: SLF001
+        one._ends.urls[:] = [cluster._member(added).client]
 
         async def caught_up() -> bool:
             return bool((await one.get(b"m/before", serializable=True))["kvs"])

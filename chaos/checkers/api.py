@@ -278,7 +278,7 @@ def _as_register(op: Op) -> Op | None:
     else:
         return None
     return dataclasses.replace(op, kind=kind, key=f"api:{op.key}", input=inp, output=out,
-                               status=status)  # type: ignore[arg-type]
+                               status=status)
 
 
 def api_linearizable(history: Iterable[Op], *, timeout: float = 30.0) -> CheckResult:

@@ -16,8 +16,8 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-from control.errors import AlreadyExists, Cause, Invalid, NotFound, ServiceUnavailable
-from control.storage import GroupResource, Storage, object_key
+from control.api.errors import AlreadyExists, Cause, Invalid, NotFound, ServiceUnavailable
+from control.apiserver.storage import GroupResource, Storage, object_key
 
 from .watchcache import WatchCache
 

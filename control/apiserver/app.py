@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib.metadata
 import logging
 import platform
 from collections.abc import AsyncIterator
@@ -20,9 +21,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import generate_latest
 
-import ketch
-from control.errors import APIError
-from control.openapi import openapi_document, openapi_root
+from control.api.errors import APIError
+from control.apiserver.openapi import openapi_document, openapi_root
 
 from . import discovery
 from .bootstrap import bootstrap, housekeeping
@@ -45,9 +45,16 @@ class ServerConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("ketch")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "0.1.0"
+
+
 def _version() -> dict[str, Any]:
     return {"major": "1", "minor": "37", "gitVersion": GIT_VERSION,
-            "gitCommit": getattr(ketch, "__version__", "0.1.0"), "gitTreeState": "clean",
+            "gitCommit": _package_version(), "gitTreeState": "clean",
             "buildDate": "2026-11-25T00:00:00Z", "goVersion": f"python{platform.python_version()}",
             "compiler": "cpython", "platform": f"{platform.system().lower()}/"
             f"{platform.machine().replace('x86_64', 'amd64')}"}
@@ -65,9 +72,10 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
         return respond(_version())
     if path in ("/healthz", "/livez", "/readyz") or path.startswith(("/healthz/", "/livez/",
                                                                       "/readyz/")):
-        if path.startswith("/readyz") and not api.cache.ready.is_set():
-            return _text("[-]informer-sync failed: watch cache not ready\nreadyz check failed",
-                         500)
+        if path.startswith("/readyz"):
+            failed = _readiness_failures(api, request.app[_TASKS])
+            if failed:
+                return _text("".join(f"[-]{f}\n" for f in failed) + "readyz check failed", 500)
         return _text("ok")
     if path == "/metrics":
         return web.Response(body=generate_latest(metrics.registry),
@@ -91,6 +99,23 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
         if body is not None:
             return web.Response(body=body, content_type="application/json")
     raise APIError(404, "NotFound", "the server could not find the requested resource")
+
+
+_TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background_tasks", list)
+
+
+def _readiness_failures(api: APIState, tasks: list[asyncio.Task[None]]) -> list[str]:
+    """Why this apiserver is not ready: a cache that has not listed yet, or a background task
+    (the watch cache's feed, housekeeping) that has ended: nothing restarts them, so a
+    process whose feed died must stop taking traffic rather than serve a frozen cache."""
+    failed = []
+    if not api.cache.ready.is_set():
+        failed.append("informer-sync failed: watch cache not ready")
+    for t in tasks:
+        if t.done():
+            why = "cancelled" if t.cancelled() else repr(t.exception())
+            failed.append(f"poststarthook/{t.get_name()} failed: the task ended ({why})")
+    return failed
 
 
 @functools.cache
@@ -118,7 +143,9 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
     app.router.add_route("*", "/{tail:.*}", handler)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(api.cache.run(), name="watch-cache")]
+        tasks = app[_TASKS]
+        tasks.append(asyncio.create_task(api.cache.run(), name="watch-cache"))
+        tasks[0].add_done_callback(_log_end)
         try:
             ready = asyncio.create_task(api.cache.ready.wait())
             await asyncio.wait([ready, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
@@ -128,6 +155,7 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
             if cfg.bootstrap:
                 await bootstrap(api)
             tasks.append(asyncio.create_task(housekeeping(api), name="housekeeping"))
+            tasks[-1].add_done_callback(_log_end)
             yield
         finally:
             api.cache.close()
@@ -136,5 +164,12 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
 
+    app[_TASKS] = []
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _log_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        log.error("background task %s ended: %r; /readyz now fails", task.get_name(),
+                  task.exception())

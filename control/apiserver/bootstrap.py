@@ -14,15 +14,15 @@ import asyncio
 import logging
 from typing import Any
 
-from control.catalog import RESOURCES, lookup
-from control.errors import AlreadyExists, APIError, Conflict, NotFound
-from control.rbac import (
+from control.api.catalog import RESOURCES, lookup
+from control.api.errors import AlreadyExists, APIError, Conflict, NotFound
+from control.apiserver.rbac import (
     SYSTEM_MASTERS,
     UserInfo,
     bootstrap_cluster_role_bindings,
     bootstrap_cluster_roles,
 )
-from control.storage import object_key
+from control.apiserver.storage import object_key
 
 from .registry import WriteContext
 from .state import APIState

@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from control.errors import APIError, BadRequest, TooLarge, UnsupportedMediaType
-from control.protobuf import PROTOBUF_CONTENT_TYPE, ProtobufError, decode_request_full
-from control.protobuf.fields import Field
-from control.protobuf.schema import MESSAGES, SPECIAL_FORMS, message_for
+from control.api.errors import APIError, BadRequest, TooLarge, UnsupportedMediaType
+from control.api.kinds.fields import Field
+from control.api.kinds.schema import MESSAGES, SPECIAL_FORMS, message_for
+from control.apiserver.protobuf import PROTOBUF_CONTENT_TYPE, ProtobufError, decode_request_full
 
 __all__ = [
     "MAX_BODY",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from control.catalog import RESOURCES, ResourceDef, group_versions, resources_in
+from control.api.catalog import RESOURCES, ResourceDef, group_versions, resources_in
 
 __all__ = [
     "AGGREGATED_TYPE",

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from control.errors import APIError, BadRequest, Cause, Conflict
-from control.patching import (
+from control.api.errors import APIError, BadRequest, Cause, Conflict
+from control.apiserver.patching import (
     PatchError,
     apply_json_patch,
     apply_merge_patch,
     apply_strategic_merge_patch,
     schema_for,
 )
-from control.patching.apply import ApplyConflict, server_side_apply
+from control.apiserver.patching.apply import ApplyConflict, server_side_apply
 
 from .codec import parse_json, parse_yaml
 

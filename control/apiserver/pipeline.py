@@ -23,15 +23,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from certs.authority import CertsError
 from certs.tls import peer_identity
-from control.errors import APIError, InternalError, Unauthorized
-from control.rbac import (
+from control.api.errors import APIError, InternalError, Unauthorized
+from control.apiserver.rbac import (
     ALL_AUTHENTICATED,
     Authorizer,
     UserInfo,
     attributes_from_request,
     forbidden_status,
 )
-from control.requestinfo import RequestInfo, parse_request_info
+from control.apiserver.requestinfo import RequestInfo, parse_request_info
 
 from .codec import respond
 

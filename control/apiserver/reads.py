@@ -16,21 +16,22 @@ revision, so the following pages read the same snapshot from the store.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from control.catalog import ResourceDef
-from control.errors import BadRequest, Cause, Invalid, NotFound, Timeout
-from control.fieldselectors import (
+from control.api.catalog import ResourceDef
+from control.api.errors import BadRequest, Cause, Invalid, NotFound, Timeout
+from control.api.fieldselectors import (
     FieldSelector,
     field_selector_for_kind,
     object_fields,
     parse_field_selector,
 )
-from control.requestinfo import QueryOptions
-from control.selectors import LabelSelector, SelectorError, parse_label_selector
-from control.storage import (
+from control.api.selectors import LabelSelector, SelectorError, parse_label_selector
+from control.apiserver.requestinfo import QueryOptions
+from control.apiserver.storage import (
     GroupResource,
     Storage,
     collection_prefix,
@@ -157,7 +158,7 @@ class Reader:
         return items, meta
 
     async def _from_store(self, gr: GroupResource, namespace: str, opts: QueryOptions,
-                          flt: Filter) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                          flt: Filter) -> tuple[builtins.list[dict[str, Any]], dict[str, Any]]:
         page = await self.storage.list(
             gr, namespace, limit=opts.limit, continue_token=opts.continue_token or None,
             resource_version=opts.resource_version or None,

@@ -16,14 +16,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from control.admission import AdmissionChain, AdmissionRequest, ClusterView
-from control.catalog import ResourceDef
-from control.errors import BadRequest, Cause, Conflict, Invalid, NotFound
-from control.patching import schema_for
-from control.patching.managed import update_managed_fields
-from control.rbac import UserInfo
-from control.storage import GroupResource, Storage, check_preconditions
-from control.strategies import strategy_for
+from control.api.catalog import ResourceDef
+from control.api.errors import BadRequest, Cause, Conflict, Invalid, NotFound
+from control.apiserver.admission import AdmissionChain, AdmissionRequest, ClusterView
+from control.apiserver.patching import schema_for
+from control.apiserver.patching.managed import update_managed_fields
+from control.apiserver.rbac import UserInfo
+from control.apiserver.storage import GroupResource, Storage, check_preconditions
+from control.apiserver.strategies import strategy_for
 
 from .allocation import Allocator
 from .objectmeta import Inputs, carry_over, now_rfc3339, prepare_create_meta

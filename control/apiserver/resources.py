@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from control.catalog import ResourceDef, lookup
-from control.errors import (
+from control.api.catalog import ResourceDef, lookup
+from control.api.errors import (
     APIError,
     BadRequest,
     Cause,
@@ -21,9 +21,9 @@ from control.errors import (
     MethodNotAllowed,
     NotFound,
 )
-from control.rbac import UserInfo
-from control.requestinfo import RequestInfo
-from control.tables import table_for
+from control.apiserver.rbac import UserInfo
+from control.apiserver.requestinfo import RequestInfo
+from control.apiserver.tables import table_for
 
 from . import subresources
 from .codec import (

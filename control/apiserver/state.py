@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from control.admission import AdmissionChain, default_chain
-from control.rbac import UnionAuthorizer, new_authorizer
-from control.rbac.rbac import RBACAuthorizer
-from control.storage import GroupResource, Storage, collection_prefix, object_key
+from control.apiserver.admission import AdmissionChain, default_chain
+from control.apiserver.rbac import UnionAuthorizer, new_authorizer
+from control.apiserver.rbac.rbac import RBACAuthorizer
+from control.apiserver.storage import GroupResource, Storage, collection_prefix, object_key
 from store.client import StoreClient
 
 from .allocation import Allocator

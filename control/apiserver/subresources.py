@@ -13,12 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from control.catalog import ResourceDef
-from control.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
-from control.rbac import ReviewSpecError, UserInfo, access_review_status, rules_review_status
-from control.requestinfo import RequestInfo
-from control.storage import GroupResource
-from control.strategies import strategy_for
+from control.api.catalog import ResourceDef
+from control.api.errors import APIError, BadRequest, Conflict, MethodNotAllowed, NotFound
+from control.apiserver.rbac import (
+    ReviewSpecError,
+    UserInfo,
+    access_review_status,
+    rules_review_status,
+)
+from control.apiserver.requestinfo import RequestInfo
+from control.apiserver.storage import GroupResource
+from control.apiserver.strategies import strategy_for
 
 from .codec import decode_body, read_body, respond
 from .registry import WriteContext

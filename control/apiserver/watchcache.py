@@ -21,7 +21,6 @@ import asyncio
 import bisect
 import collections
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from typing import Any
 
 from sortedcontainers import SortedDict
 
-from control.errors import Expired, InternalError
+from control.api.errors import Expired, InternalError
+from control.apiserver.storage import decode_object
 from store.client import StoreClient, prefix_end
 from store.errors import Compacted, StoreError
 
@@ -53,12 +53,6 @@ class CacheEvent:
     #: Encoded watch lines by event type, shared by every watcher that sends this event
     #: (with 1,000 watchers an event is encoded once, not 1,000 times).
     lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
-
-
-def _decode(value: bytes, revision: int) -> dict[str, Any]:
-    obj = json.loads(value)
-    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
-    return obj
 
 
 class Watcher:
@@ -127,7 +121,7 @@ class WatchCache:
         rev = ans["header"]["revision"]
         objects = SortedDict()
         for kv in ans["kvs"]:
-            objects[kv["key"]] = _decode(kv["value"], kv["mod_revision"])
+            objects[kv["key"]] = decode_object(kv["value"], kv["mod_revision"])
         if self.ready.is_set():
             self._end_watchers()
         self._objects = objects
@@ -151,14 +145,14 @@ class WatchCache:
         key, rev = kv["key"], kv["mod_revision"]
         prev = self._objects.get(key)
         if ev["type"] == "put":
-            obj = _decode(kv["value"], rev)
+            obj = decode_object(kv["value"], rev)
             self._objects[key] = obj
             typ = "ADDED" if prev is None else "MODIFIED"
         else:
             last = ev.get("prev_kv")
             if last is None and prev is None:
                 return  # deleting what was never there: nothing anybody saw
-            obj = _decode(last["value"], rev) if last else dict(prev or {})
+            obj = decode_object(last["value"], rev) if last else dict(prev or {})
             obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
             self._objects.pop(key, None)
             typ = "DELETED"

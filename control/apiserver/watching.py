@@ -23,11 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from control.catalog import ResourceDef
-from control.errors import APIError, Cause, Invalid
-from control.requestinfo import RequestInfo
-from control.storage import GroupResource, collection_prefix, parse_resource_version
-from control.tables import table_for
+from control.api.catalog import ResourceDef
+from control.api.errors import APIError, Cause, Invalid
+from control.apiserver.requestinfo import RequestInfo
+from control.apiserver.storage import GroupResource, collection_prefix, parse_resource_version
+from control.apiserver.tables import table_for
 
 from .reads import Filter, make_filter
 from .state import APIState

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import aiohttp
 import cbor2
@@ -25,7 +25,23 @@ from certs.layout import CertPaths
 from store.client_wire import WatchCursor, prefix_end, resuming_watch
 from store.transport import Transport
 
-__all__ = ["StoreClient", "prefix_end"]
+__all__ = ["KeyValueStore", "StoreClient", "prefix_end"]
+
+
+class KeyValueStore(Protocol):
+    """What the apiserver needs of a store: :class:`StoreClient` over the network, or
+    :class:`store.memory.MemoryStore` in process (the fast test tier)."""
+
+    async def txn(self, compare: Sequence[dict[str, Any]], success: Sequence[dict[str, Any]],
+                  failure: Sequence[dict[str, Any]] = ()) -> dict[str, Any]: ...
+
+    async def get(self, key: bytes, *, range_end: bytes | None = None, revision: int = 0,
+                  limit: int = 0, keys_only: bool = False, count_only: bool = False,
+                  serializable: bool = False) -> dict[str, Any]: ...
+
+    def watch(self, key: bytes, *, range_end: bytes | None = None, start_revision: int = 0,
+              prev_kv: bool = False, progress_notify: bool = True
+              ) -> AsyncIterator[dict[str, Any]]: ...
 
 
 class StoreClient:

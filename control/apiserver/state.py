@@ -15,7 +15,7 @@ from control.apiserver.admission import AdmissionChain, default_chain
 from control.apiserver.rbac import UnionAuthorizer, new_authorizer
 from control.apiserver.rbac.rbac import RBACAuthorizer
 from control.apiserver.storage import GroupResource, Storage, collection_prefix, object_key
-from store.client import StoreClient
+from store.client import KeyValueStore
 
 from .allocation import Allocator
 from .objectmeta import Inputs
@@ -76,7 +76,7 @@ class _QuotaWriter:
 
 @dataclass
 class APIState:
-    client: StoreClient
+    client: KeyValueStore
     storage: Storage
     cache: WatchCache
     view: CacheView
@@ -88,7 +88,7 @@ class APIState:
     server_url: str = ""
 
     @classmethod
-    def build(cls, client: StoreClient, *, inputs: Inputs | None = None,
+    def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,
               chain: AdmissionChain | None = None, server_url: str = "") -> APIState:
         inputs = inputs or Inputs()
         storage = Storage(client)

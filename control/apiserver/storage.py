@@ -29,7 +29,7 @@ from control.api.errors import (
     NotFound,
 )
 from control.apiserver.store_errors import from_store_error
-from store.client import StoreClient, prefix_end
+from store.client import KeyValueStore, prefix_end
 from store.errors import FutureRevision, StoreError
 
 __all__ = [
@@ -162,7 +162,7 @@ class Storage:
     raising only :class:`~control.api.errors.APIError`.  ``max_update_attempts`` bounds the
     read-modify-write loop of :meth:`guaranteed_update`."""
 
-    def __init__(self, client: StoreClient, *, max_update_attempts: int = 64) -> None:
+    def __init__(self, client: KeyValueStore, *, max_update_attempts: int = 64) -> None:
         self._client = client
         self._attempts = max_update_attempts
 

@@ -30,7 +30,7 @@ from sortedcontainers import SortedDict
 
 from control.api.errors import Expired, InternalError
 from control.apiserver.storage import decode_object
-from store.client import StoreClient, prefix_end
+from store.client import KeyValueStore, prefix_end
 from store.errors import Compacted, StoreError
 
 __all__ = ["CacheEvent", "WatchCache", "Watcher"]
@@ -90,7 +90,7 @@ class Watcher:
 class WatchCache:
     """All objects under ``/registry/`` and the last ``window`` events."""
 
-    def __init__(self, client: StoreClient, *, window: int = 20_000) -> None:
+    def __init__(self, client: KeyValueStore, *, window: int = 20_000) -> None:
         self._client = client
         self._objects: SortedDict = SortedDict()  # key -> object (with resourceVersion)
         self._events: collections.deque[CacheEvent] = collections.deque(maxlen=window)

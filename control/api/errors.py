@@ -32,6 +32,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "from_status",
     "qualified",
 ]
 
@@ -265,3 +266,50 @@ class Timeout(APIError):
         super().__init__(504, "Timeout", f"Timeout: {message}",
                          {"retryAfterSeconds": retry_after_seconds,
                           "causes": [c.to_dict() for c in causes]})
+
+
+# The reason → class table the client uses to rebuild an error from a Status it received.
+_BY_REASON: dict[str, type[APIError]] = {
+    "NotFound": NotFound, "AlreadyExists": AlreadyExists, "Conflict": Conflict,
+    "Invalid": Invalid, "BadRequest": BadRequest, "Unauthorized": Unauthorized,
+    "Forbidden": Forbidden, "MethodNotAllowed": MethodNotAllowed, "Gone": Gone,
+    "Expired": Expired, "RequestEntityTooLarge": TooLarge,
+    "UnsupportedMediaType": UnsupportedMediaType, "TooManyRequests": TooManyRequests,
+    "InternalError": InternalError, "ServiceUnavailable": ServiceUnavailable,
+    "Timeout": Timeout, "ServerTimeout": Timeout,
+}
+_BY_CODE: dict[int, type[APIError]] = {
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
+    409: Conflict, 410: Gone, 413: TooLarge, 415: UnsupportedMediaType, 422: Invalid,
+    429: TooManyRequests, 500: InternalError, 503: ServiceUnavailable, 504: Timeout,
+}
+
+
+def from_status(code: int, status: Any) -> APIError:
+    """The error a ``Status`` answer (or any non-2xx answer) stands for, as the same class the
+    apiserver raised: the one translation of HTTP answers into errors, for every client.
+
+    The class comes from the Status ``reason`` (``NotFound``, ``Conflict``, ...), else from
+    the HTTP ``code``; the message, code, reason and details are the server's own.  A body
+    that is not a Status (a proxy's HTML page, text) keeps its first 200 characters as the
+    message."""
+    if isinstance(status, dict):
+        reason = str(status.get("reason") or "")
+        message = str(status.get("message") or "")
+        details = status.get("details") if isinstance(status.get("details"), dict) else {}
+        list_meta = status.get("metadata") if isinstance(status.get("metadata"), dict) else {}
+        code = int(status.get("code") or code)
+    else:
+        reason, details, list_meta = "", {}, {}
+        message = (status.decode(errors="replace") if isinstance(status, bytes)
+                   else str(status or ""))[:200]
+    cls = _BY_REASON.get(reason) or _BY_CODE.get(code) or (
+        InternalError if code >= 500 else BadRequest)
+    err = cls.__new__(cls)
+    APIError.__init__(err, code, reason or cls.__name__, message or f"HTTP {code}",
+                      details, list_meta=list_meta)
+    if isinstance(err, Invalid):
+        err.causes = [Cause(str(c.get("reason", "")), str(c.get("message", "")),
+                            str(c.get("field", ""))) for c in details.get("causes", [])
+                      if isinstance(c, dict)]
+    return err

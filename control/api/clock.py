@@ -107,7 +107,7 @@ def parse_time(text: str | None) -> dt.datetime | None:
     if not text or not isinstance(text, str):
         return None
     try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(text)  # 3.11 reads a trailing Z
     except ValueError:
         return None
     return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)

@@ -296,8 +296,9 @@ def from_status(code: int, status: Any) -> APIError:
     if isinstance(status, dict):
         reason = str(status.get("reason") or "")
         message = str(status.get("message") or "")
-        details = status.get("details") if isinstance(status.get("details"), dict) else {}
-        list_meta = status.get("metadata") if isinstance(status.get("metadata"), dict) else {}
+        raw_details, raw_meta = status.get("details"), status.get("metadata")
+        details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
+        list_meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         code = int(status.get("code") or code)
     else:
         reason, details, list_meta = "", {}, {}

@@ -37,8 +37,10 @@ from .layout import (
     identity_paths,
     init_cluster_certs,
     issue_node,
+    issue_node_serving,
     issue_user,
     node_paths,
+    node_serving_paths,
     raft_secret,
     raft_secret_path,
     user_paths,
@@ -109,7 +111,8 @@ def _check_one(crt: Path, ca_crt: Path, warn_days: int, now: dt.datetime | None)
 def check_certs(
     directory: StrPath, *, warn_days: int = WARN_DAYS, now: dt.datetime | None = None
 ) -> list[CertStatus]:
-    """Check every certificate in ``directory`` (and ``users/``, ``nodes/``) and the Raft secret.
+    """Check every certificate in ``directory`` (and ``users/``, ``nodes/``, ``nodes/serving/``)
+    and the Raft secret.
 
     A certificate has a problem when it is unreadable, not issued by ``ca.crt``, not valid now,
     expires within ``warn_days``, or its key is missing, mismatched or readable by others.
@@ -120,7 +123,8 @@ def check_certs(
     ca_crt = d / "ca.crt"
     if not ca_crt.exists():
         raise CertsError(f"no CA in {d} ({ca_crt} is missing); run `ketch certs init --dir {d}`")
-    crts = (*d.glob("*.crt"), *d.glob("users/*.crt"), *d.glob("nodes/*.crt"))
+    crts = (*d.glob("*.crt"), *d.glob("users/*.crt"), *d.glob("nodes/*.crt"),
+            *d.glob("nodes/serving/*.crt"))
     found = sorted(p for p in crts if p != ca_crt)
     out = [_check_one(crt, ca_crt, warn_days, now) for crt in (ca_crt, *found)]
     for identity in COMPONENTS.values():
@@ -217,11 +221,16 @@ def _cmd_user(args: argparse.Namespace) -> int:
 def _cmd_node(args: argparse.Namespace) -> int:
     try:
         report = issue_node(args.dir, args.name, progress=_print_result)
+        serving = issue_node_serving(args.dir, args.name, args.address, progress=_print_result)
     except (CertsError, OSError) as e:
         return _fail(e)
     paths = node_paths(args.dir, args.name)
     verb = "issued" if report.created else "already had"
     print(f"{verb} a client certificate for node {args.name}: {paths.cert} (key {paths.key})")
+    spaths = node_serving_paths(args.dir, args.name)
+    verb = "issued" if serving.created else "already had"
+    print(f"{verb} a serving certificate for node {args.name}'s agent: {spaths.cert} "
+          f"(key {spaths.key})")
     return 0
 
 
@@ -334,9 +343,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     node = sub.add_parser(
         "node",
-        help="issue node NAME's client certificate (CN=system:node:NAME, O=system:nodes)",
+        help="issue node NAME's client certificate (CN=system:node:NAME, O=system:nodes) and "
+        "its agent's serving certificate",
     )
     node.add_argument("name", metavar="NAME")
+    node.add_argument(
+        "--address", action="append", default=[], metavar="ADDR",
+        help="an address the apiserver reaches the agent at (repeatable; a SAN of the "
+        "serving certificate beside NAME)",
+    )
     dir_arg(node)
     node.set_defaults(func=_cmd_node)
 

@@ -8,11 +8,15 @@ A cluster's certs directory (e.g. ``<cluster>/certs``, mode 0700) holds::
     admin.crt/.key                         CN admin, O system:masters
     apiserver-store-client.crt/.key        CN kube-apiserver: the apiserver's store connection
     apiserver.crt/.key                     CN kube-apiserver: the apiserver's serving certificate
+    apiserver-kubelet-client.crt/.key      CN kube-apiserver-kubelet-client, O system:masters:
+                                           the apiserver's client of the node agents
     controller-manager.crt/.key            CN system:kube-controller-manager
     scheduler.crt/.key                     CN system:kube-scheduler
     raft-secret                            Raft peer password (32 random bytes, urlsafe base64)
     users/NAME.crt/.key                    from :func:`issue_user`
     nodes/NAME.crt/.key                    CN system:node:NAME, O system:nodes: :func:`issue_node`
+    nodes/serving/NAME.crt/.key            node NAME's agent serving (streaming server), SANs its
+                                           name and addresses: :func:`issue_node_serving`
 
 Keys and the secret are 0600 from the moment they exist, certificates 0644 (the writing is
 :mod:`certs.pairs`'s job).  Every entry point is idempotent: an existing file that is valid
@@ -54,6 +58,7 @@ from .pairs import (
 __all__ = [
     "APISERVER_DNS_NAMES",
     "COMPONENTS",
+    "KUBELET_CLIENT_CN",
     "LOOPBACK_SANS",
     "NODES_GROUP",
     "STORE_REPLICA_GROUP",
@@ -63,6 +68,7 @@ __all__ = [
     "Progress",
     "Report",
     "admin_paths",
+    "apiserver_kubelet_client_paths",
     "apiserver_paths",
     "apiserver_store_client_paths",
     "ca_paths",
@@ -70,9 +76,12 @@ __all__ = [
     "identity_paths",
     "init_cluster_certs",
     "issue_node",
+    "issue_node_serving",
     "issue_user",
     "node_identity",
     "node_paths",
+    "node_serving_identity",
+    "node_serving_paths",
     "raft_secret",
     "raft_secret_path",
     "scheduler_paths",
@@ -86,6 +95,8 @@ __all__ = [
 LOOPBACK_SANS = ("localhost", "127.0.0.1", "::1")
 STORE_REPLICA_GROUP = "ketch:store-replicas"
 NODES_GROUP = "system:nodes"
+# The one identity a node agent's streaming server accepts (kubeadm's name and group for it).
+KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 # The names in-cluster clients use for the apiserver (the `kubernetes` Service), as kubeadm puts
 # them in its serving certificate next to the hosts it answers on.
 APISERVER_DNS_NAMES = (
@@ -115,6 +126,7 @@ COMPONENTS: Mapping[str, Identity] = MappingProxyType(
                 client=False,
                 dns_names=APISERVER_DNS_NAMES,
             ),
+            Identity("apiserver-kubelet-client", KUBELET_CLIENT_CN, ("system:masters",)),
             Identity("controller-manager", "system:kube-controller-manager"),
             Identity("scheduler", "system:kube-scheduler"),
         )
@@ -160,6 +172,12 @@ def apiserver_paths(directory: StrPath) -> CertPaths:
     return identity_paths(directory, COMPONENTS["apiserver"])
 
 
+def apiserver_kubelet_client_paths(directory: StrPath) -> CertPaths:
+    """The apiserver's client certificate for the node agents' streaming servers (exec,
+    attach, port-forward, logs, stats): CN kube-apiserver-kubelet-client, O system:masters."""
+    return identity_paths(directory, COMPONENTS["apiserver-kubelet-client"])
+
+
 def controller_manager_paths(directory: StrPath) -> CertPaths:
     return identity_paths(directory, COMPONENTS["controller-manager"])
 
@@ -176,6 +194,20 @@ def node_identity(name: str) -> Identity:
 
 def node_paths(directory: StrPath, name: str) -> CertPaths:
     return identity_paths(directory, node_identity(name))
+
+
+def node_serving_identity(name: str) -> Identity:
+    """Node ``name``'s agent as a server (its streaming server): CN=system:node:NAME,
+    O=system:nodes, serverAuth only; SANs are the node's name (when it is a DNS name) plus the
+    addresses :func:`issue_node_serving` is given."""
+    _valid_name(name, "node")
+    dns = (name.lower(),) if _DNS.fullmatch(name) and len(name) <= 253 else ()
+    return Identity(f"nodes/serving/{name}", f"system:node:{name}", (NODES_GROUP,),
+                    server=True, client=False, dns_names=dns)
+
+
+def node_serving_paths(directory: StrPath, name: str) -> CertPaths:
+    return identity_paths(directory, node_serving_identity(name))
 
 
 def user_identity(name: str, groups: Iterable[str] = ()) -> Identity:
@@ -227,8 +259,14 @@ def _read_secret(path: Path) -> str:
 
 def _server_sans(hosts: Iterable[str]) -> tuple[str, ...]:
     """Loopback plus ``hosts``, IPs in canonical form, names lower-cased, no duplicates."""
+    return _canonical_hosts((*LOOPBACK_SANS, *hosts))
+
+
+def _canonical_hosts(hosts: Iterable[str]) -> tuple[str, ...]:
+    """``hosts``: IPs in canonical form, names lower-cased, no duplicates; CertsError for one
+    that is neither."""
     out: list[str] = []
-    for h in (*LOOPBACK_SANS, *hosts):
+    for h in hosts:
         try:
             out.append(str(ipaddress.ip_address(h.strip("[]"))))
         except ValueError:
@@ -330,6 +368,32 @@ def issue_node(
     identity = node_identity(name)
     d = Path(directory)
     return _issue_client(d, identity, f"ketch certs node {name} --dir {d}", progress, now)
+
+
+def issue_node_serving(
+    directory: StrPath,
+    name: str,
+    addresses: Iterable[str],
+    *,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+) -> Report:
+    """Make sure ``nodes/serving/NAME.crt/.key`` exist: the serving certificate of node
+    ``name``'s streaming server, for the addresses the apiserver dials (the Node's
+    ``status.addresses``: InternalIP, Hostname) and the node's name.
+
+    The same guarantees as :func:`issue_node`; an existing pair that lacks one of
+    ``addresses`` raises CertsError (remove it to reissue), so an agent never serves under a
+    certificate the apiserver would refuse.
+    """
+    identity = node_serving_identity(name)
+    d = Path(directory)
+    hosts = _canonical_hosts(addresses)
+    command = f"ketch certs node {name} --dir {d}" + "".join(f" --address {h}" for h in hosts)
+    results, emit = collector(progress)
+    ensure_pairs(d, [identity], hosts=hosts, may_create_ca=False, command=command, emit=emit,
+                 now=now)
+    return Report(tuple(results))
 
 
 def _issue_client(

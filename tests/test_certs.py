@@ -23,6 +23,7 @@ from certs import (
     CertPaths,
     CertsError,
     admin_paths,
+    apiserver_kubelet_client_paths,
     apiserver_store_client_paths,
     client_context,
     create_ca,
@@ -42,11 +43,12 @@ from certs import (
     verify_issued_by,
 )
 from certs.cli import check_certs, register
+from certs.layout import issue_node, issue_node_serving, node_paths, node_serving_paths
 
 REPLICAS = ["s1", "s2", "s3"]
 LEAVES = [
     *("store-s1", "store-s2", "store-s3", "store-client", "admin", "apiserver-store-client"),
-    *("apiserver", "controller-manager", "scheduler"),
+    *("apiserver", "apiserver-kubelet-client", "controller-manager", "scheduler"),
 ]
 TIMEOUT = 10.0  # deadline for any single network step
 
@@ -162,6 +164,8 @@ SERVING_SANS = {"localhost", "node-1.example", "127.0.0.1", "::1", "10.0.0.7"}
             "controller-manager", "system:kube-controller-manager", (), False, set(), id="kcm"
         ),
         pytest.param("scheduler", "system:kube-scheduler", (), False, set(), id="scheduler"),
+        pytest.param("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                     ("system:masters",), False, set(), id="kubelet-client"),
     ],
 )
 def test_subject_sans_and_usage(
@@ -366,6 +370,64 @@ def test_issue_user_needs_a_ca(tmp_path: Path) -> None:
         issue_user(tmp_path / "certs", "alice")
     with pytest.raises(CertsError, match="not usable"):
         issue_user(tmp_path / "certs", "a/b")
+
+
+# --- nodes ----------------------------------------------------------------------------------------
+
+
+def test_issue_node_serving_names_the_node_and_its_addresses(cluster: Path) -> None:
+    report = issue_node_serving(cluster, "Node-1", ["10.0.0.9", "127.0.0.1", "node-1.lan"])
+    paths = node_serving_paths(cluster, "Node-1")
+    assert paths.cert == cluster / "nodes" / "serving" / "Node-1.crt"
+    assert set(report.created) == {paths.cert, paths.key}
+    info = describe(load_cert(paths.cert))
+    assert (info.common_name, info.organizations) == ("system:node:Node-1", ("system:nodes",))
+    assert (info.server, info.client) == (True, False)  # serving only: it is no client
+    assert set(info.sans) == {"node-1", "node-1.lan", "10.0.0.9", "127.0.0.1"}  # no localhost
+    assert stat.S_IMODE(paths.key.stat().st_mode) == 0o600
+    verify_issued_by(load_cert(paths.cert), load_cert(cluster / "ca.crt"))
+
+
+def test_issue_node_serving_is_idempotent_and_refuses_a_new_address(cluster: Path) -> None:
+    issue_node_serving(cluster, "n1", ["10.0.0.9"])
+    before = _snapshot(cluster)
+    assert issue_node_serving(cluster, "n1", ["10.0.0.9"]).created == ()
+    assert _snapshot(cluster) == before
+    with pytest.raises(CertsError, match=r"lacks SANs 10\.0\.0\.10.*--address 10\.0\.0\.10"):
+        issue_node_serving(cluster, "n1", ["10.0.0.10"])
+    assert _snapshot(cluster) == before
+
+
+def test_node_client_and_serving_pairs_do_not_collide(cluster: Path) -> None:
+    """A node named ``serving`` and any node's serving pair live at different paths."""
+    issue_node(cluster, "serving")
+    issue_node_serving(cluster, "serving", ["10.0.0.1"])
+    assert node_paths(cluster, "serving").cert != node_serving_paths(cluster, "serving").cert
+    assert describe(load_cert(node_paths(cluster, "serving").cert)).client
+
+
+def test_issue_node_serving_needs_a_ca_and_good_names(tmp_path: Path, cluster: Path) -> None:
+    with pytest.raises(CertsError, match="no usable CA"):
+        issue_node_serving(tmp_path / "certs", "n1", ["10.0.0.1"])
+    with pytest.raises(CertsError, match="neither an IP address nor a DNS name"):
+        issue_node_serving(cluster, "n1", ["not a host"])
+    with pytest.raises(CertsError, match="not usable"):
+        issue_node_serving(cluster, "a/b", [])
+
+
+async def test_mtls_apiserver_to_node_agent(cluster: Path) -> None:
+    """The apiserver's kubelet client reaches an agent served with the node's serving pair,
+    at the node's address, and the agent sees kube-apiserver-kubelet-client."""
+    issue_node_serving(cluster, "n1", ["127.0.0.1"])
+    async with _echo_server(node_serving_paths(cluster, "n1"), "127.0.0.1") as srv:
+        answer, server_id = await _exchange(
+            srv.port, client_context(apiserver_kubelet_client_paths(cluster)))
+        assert answer == b"echo:ping\n"
+        assert server_id == ("system:node:n1", ("system:nodes",))
+        assert srv.peers == [("kube-apiserver-kubelet-client", ("system:masters",))]
+        with pytest.raises(ssl.SSLCertVerificationError):  # not a SAN of the agent's pair
+            await _exchange(srv.port, client_context(apiserver_kubelet_client_paths(cluster)),
+                            server_hostname="localhost")
 
 
 # --- real mutual TLS on loopback ------------------------------------------------------------------
@@ -584,15 +646,15 @@ def test_cli_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     d = str(tmp_path / "certs")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b", "--host", "10.1.2.3") == 0
     first = capsys.readouterr().out.splitlines()
-    assert len(first) == 20
+    assert len(first) == 22
     assert all(line.startswith("created  ") for line in first[:-1])
     assert any(line.endswith("store-b.key") for line in first)
-    assert first[-1].startswith("19 created, 0 kept")
+    assert first[-1].startswith("21 created, 0 kept")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b") == 0
     second = capsys.readouterr().out.splitlines()
     assert all(line.startswith("kept     ") for line in second[:-1])
     assert f"kept     {Path(d) / 'ca.key'}" in second
-    assert second[-1].startswith("0 created, 19 kept")
+    assert second[-1].startswith("0 created, 21 kept")
 
 
 def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -601,7 +663,7 @@ def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "ok    store-s1.crt  CN=ketch-store-s1, O=ketch:store-replicas" in out
     assert "SANs: localhost, node-1.example, 127.0.0.1, ::1, 10.0.0.7" in out
     assert "days left" in out
-    assert "all 11 files ok" in out
+    assert "all 12 files ok" in out
 
 
 def test_cli_check_fails_on_expiring_foreign_or_loose(
@@ -650,6 +712,21 @@ def test_cli_user(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (info.common_name, info.organizations) == ("bob", ("dev",))
     assert _cli("certs", "user", "bob", "--group", "dev", "--dir", str(cluster)) == 0
     assert "already had" in capsys.readouterr().out
+
+
+def test_cli_node_issues_client_and_serving_pairs(
+    cluster: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("certs", "node", "n7", "--address", "10.1.2.3", "--dir", str(cluster))
+    assert _cli(*args) == 0
+    out = capsys.readouterr().out
+    assert "issued a client certificate for node n7" in out
+    assert "issued a serving certificate for node n7's agent" in out
+    assert "10.1.2.3" in describe(load_cert(node_serving_paths(cluster, "n7").cert)).ip_addresses
+    assert _cli(*args) == 0
+    assert "already had a serving certificate" in capsys.readouterr().out
+    statuses = {s.path: s for s in check_certs(cluster)}
+    assert statuses[node_serving_paths(cluster, "n7").cert].ok
 
 
 def test_cli_certs_alone_shows_help(capsys: pytest.CaptureFixture[str]) -> None:

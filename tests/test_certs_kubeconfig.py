@@ -179,7 +179,8 @@ def test_existing_cluster_gets_the_new_pairs_and_keeps_every_old_file(
     before = _snapshot(d)
     assert "apiserver.crt" not in before
     report = init_cluster_certs(d, replicas=REPLICAS, hosts=hosts)
-    new = {f"{stem}.{ext}" for stem in ("apiserver", "controller-manager", "scheduler")
+    new = {f"{stem}.{ext}" for stem in ("apiserver", "apiserver-kubelet-client",
+                                        "controller-manager", "scheduler")
            for ext in ("crt", "key")}  # fmt: skip
     assert {p.name for p in report.created} == new
     after = _snapshot(d)

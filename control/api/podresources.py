@@ -88,9 +88,21 @@ def _pod_total(pod: Mapping[str, Any], read: Any, overhead: bool, limits: bool) 
     return running
 
 
-def pod_requests(pod: Mapping[str, Any], *, overhead: bool = False) -> ResourceList:
-    """What the pod asks for at its peak (``overhead`` adds ``spec.overhead``, as quota does)."""
-    return _pod_total(pod, container_requests, overhead, False)
+def pod_requests(pod: Mapping[str, Any], *, overhead: bool = False,
+                 defaults: Mapping[str, Quantity] | None = None) -> ResourceList:
+    """What the pod asks for at its peak (``overhead`` adds ``spec.overhead``, as quota does).
+
+    ``defaults`` stands in for a resource a container does not request at all (the
+    scheduler's non-zero requests for scoring: 100m cpu, 200Mi memory, as kube-scheduler's
+    ``NonMissingContainerRequests``); an explicit zero stays zero."""
+    if not defaults:
+        return _pod_total(pod, container_requests, overhead, False)
+    filled = dict(defaults)
+
+    def read(container: Mapping[str, Any]) -> ResourceList:
+        return {**filled, **container_requests(container)}
+
+    return _pod_total(pod, read, overhead, False)
 
 
 def pod_limits(pod: Mapping[str, Any], *, overhead: bool = False) -> ResourceList:

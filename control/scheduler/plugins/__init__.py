@@ -1,0 +1,1 @@
+"""The filter and score plugins, one module per family (kube-scheduler's default profile)."""

@@ -31,7 +31,7 @@ from .equivalence import ClassCache, ClassCaches
 from .framework import MAX_NODE_SCORE, Status
 from .messages import FitError
 from .nodeinfo import NodeInfo
-from .plugins.basic import node_ports
+from .plugins.basic import node_name, node_ports
 from .plugins.interpod import AffinityFilterState, affinity_scores
 from .plugins.noderesources import fit
 from .plugins.spread import SpreadFilterState, default_constraints, spread_scores
@@ -57,6 +57,7 @@ class FilterStates:
     spread: SpreadFilterState | None = None
     affinity: AffinityFilterState | None = None
     extras: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    node_name: str = ""
 
 
 class Algorithm:
@@ -80,7 +81,7 @@ class Algorithm:
     # --- filtering ----------------------------------------------------------------------
 
     def states(self, pod: PodInfo, nodes: list[NodeInfo]) -> FilterStates:
-        s = FilterStates()
+        s = FilterStates(node_name=pod.node_name)
         if pod.template.hard_spread:
             s.spread = SpreadFilterState.build(pod, self.cache, nodes)
         s.affinity = AffinityFilterState.build(pod, self.cache)
@@ -96,7 +97,8 @@ class Algorithm:
     def run_filters(self, cls: ClassCache, n: NodeInfo, s: FilterStates) -> Status | None:
         """Every filter, in kube-scheduler's order, on one node."""
         t = cls.template
-        status = cls.static_of(n).status or node_ports(t, n)
+        status = (cls.static_of(n).status or (node_name(s.node_name, n) if s.node_name else None)
+                  or node_ports(t, n))
         if status is None:
             extra = s.extras.get(n.name)
             status = fit(t, n, *extra) if extra else fit(t, n)
@@ -122,7 +124,8 @@ class Algorithm:
                 return Decision(pod.nominated_node, 1, 1)
         want = num_feasible_nodes_to_find(total, self.percentage)
         start = self.next_start % total
-        if states.spread is None and states.affinity is None and not states.extras:
+        if states.spread is None and states.affinity is None and not states.extras \
+                and not states.node_name:
             feasible, processed = self._fast(cls, nodes, start, want)
             statuses = None
         else:

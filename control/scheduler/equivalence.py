@@ -2,7 +2,7 @@
 
 Pods of one class ask the same of every node, so a class remembers, per node,
 
-* the verdict of the filters that read only the Node object (cordon, name, taints, node
+* the verdict of the filters that read only the Node object (cordon, taints, node
   affinity) plus the raw taint and preferred-affinity scores — valid while the node's
   ``obj_gen`` is unchanged;
 * for classes whose feasibility depends only on their own node (no spread constraints, no
@@ -27,7 +27,7 @@ from sortedcontainers import SortedList
 from .cache import SchedulerCache
 from .framework import Status
 from .nodeinfo import NodeInfo
-from .plugins.basic import node_name, node_ports, node_unschedulable
+from .plugins.basic import node_ports, node_unschedulable
 from .plugins.nodeaffinity import filter_node_affinity, preferred_weight
 from .plugins.noderesources import balanced_allocation, fit, least_allocated
 from .plugins.taints import filter_taints, prefer_no_schedule_count
@@ -45,8 +45,7 @@ class Static:
 
 
 def static_verdict(t: PodTemplate, n: NodeInfo) -> Static:
-    status = (node_unschedulable(t, n) or node_name(t, n) or filter_taints(t, n)
-              or filter_node_affinity(t, n))
+    status = node_unschedulable(t, n) or filter_taints(t, n) or filter_node_affinity(t, n)
     return Static(n.obj_gen, status, prefer_no_schedule_count(t, n), preferred_weight(t, n))
 
 

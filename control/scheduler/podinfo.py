@@ -37,8 +37,10 @@ HostPort = tuple[str, str, int]
 
 # The spec fields that decide where a pod may go; two pods equal on these (and on namespace,
 # labels and controller) are interchangeable to the scheduler.
+# (spec.nodeName is left out: it is what the scheduler decides, and a placed pod must share
+# its pending siblings' template.)
 _SPEC_FIELDS = ("nodeSelector", "affinity", "tolerations", "topologySpreadConstraints",
-                "nodeName", "schedulerName", "priority", "preemptionPolicy", "overhead",
+                "schedulerName", "priority", "preemptionPolicy", "overhead",
                 "resources", "hostNetwork")
 _CONTAINER_FIELDS = ("resources", "ports", "restartPolicy")
 
@@ -95,7 +97,6 @@ class PodTemplate:
     requests: Requests = field(default_factory=Requests)
     host_ports: tuple[HostPort, ...] = ()
     tolerations: list[Obj] = field(default_factory=list)
-    node_name: str = ""
     required: RequiredNodeAffinity = field(default_factory=RequiredNodeAffinity)
     preferred: PreferredTerms = field(default_factory=PreferredTerms)
     spread: tuple[SpreadConstraint, ...] = ()
@@ -132,7 +133,6 @@ def template_of(pod: Obj, key: str | None = None) -> PodTemplate:
         errors.append(f"spec.containers[*].resources: {exc}")
     t.host_ports = _host_ports(spec)
     t.tolerations = pod_tolerations(pod)
-    t.node_name = str(spec.get("nodeName") or "")
     t.required = RequiredNodeAffinity.of_pod(pod)
     t.preferred = PreferredTerms.of_pod(pod)
     errors += t.required.errors
@@ -166,6 +166,7 @@ class PodInfo:
     template: PodTemplate
     obj: Obj
     terminating: bool = False
+    node_name: str = ""
     nominated_node: str = ""
     preempt_never: bool = False
 
@@ -188,6 +189,7 @@ def pod_info(pod: Obj, template: PodTemplate) -> PodInfo:
         priority=priority if isinstance(priority, int) and not isinstance(priority, bool) else 0,
         created=str(meta.get("creationTimestamp") or ""), template=template, obj=pod,
         terminating=bool(meta.get("deletionTimestamp")),
+        node_name=str(spec.get("nodeName") or ""),
         nominated_node=str((pod.get("status") or {}).get("nominatedNodeName") or ""),
         preempt_never=spec.get("preemptionPolicy") == "Never",
     )

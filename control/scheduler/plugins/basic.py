@@ -24,8 +24,9 @@ def node_unschedulable(t: PodTemplate, n: NodeInfo) -> Status | None:
     return None
 
 
-def node_name(t: PodTemplate, n: NodeInfo) -> Status | None:
-    if t.node_name and t.node_name != n.name:
+def node_name(wanted: str, n: NodeInfo) -> Status | None:
+    """``wanted``: the pod's ``spec.nodeName`` (a pod's own, not its template's)."""
+    if wanted and wanted != n.name:
         return unresolvable("NodeName", Reasons.NODE_NAME)
     return None
 

@@ -60,3 +60,20 @@ def wait_for_leader(c: LocalCluster, *, other_than: str | None = None, timeout: 
 
 def statuses(c: LocalCluster) -> dict[str, Any]:
     return {k: v for k, v in c.status().items() if v is not None}
+
+
+@pytest.fixture(scope="session")
+def certs_dir_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cluster PKI for every in-process test of the session."""
+    from tests.inprocess import make_certs
+
+    return make_certs(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+async def api(certs_dir_session: Path):  # type: ignore[no-untyped-def]
+    """A real apiserver over an in-memory store, in this test's event loop (the fast tier)."""
+    from tests.inprocess import serve_api
+
+    async with serve_api(certs_dir_session) as served:
+        yield served

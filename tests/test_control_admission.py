@@ -55,6 +55,10 @@ class FakeView:
     def get(self, group: str, resource: str, namespace: str, name: str) -> Obj | None:
         return self.objects.get((group, resource, namespace, name))
 
+    async def get_fresh(self, group: str, resource: str, namespace: str, name: str
+                        ) -> Obj | None:
+        return self.get(group, resource, namespace, name)
+
     def list(self, group: str, resource: str, namespace: str = "") -> list[Obj]:
         return [o for (g, r, ns, _), o in self.objects.items()
                 if (g, r) == (group, resource) and (not namespace or ns == namespace)]
@@ -873,9 +877,10 @@ async def test_quota_updates() -> None:
 def test_default_chain_order() -> None:
     chain = default_chain(quota_writer=FakeQuotaWriter(FakeView()), random_suffix=lambda: "x")
     assert [p.name for p in chain.mutating] == [
-        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "DefaultTolerationSeconds"]
+        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority",
+        "DefaultTolerationSeconds"]
     assert [p.name for p in chain.validating] == [
-        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction",
+        "NamespaceLifecycle", "LimitRanger", "ServiceAccount", "NodeRestriction", "Priority",
         "ResourceQuota"]
 
 

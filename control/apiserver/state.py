@@ -39,6 +39,13 @@ class CacheView:
     def get(self, group: str, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.cache.get(object_key(GroupResource(group, resource), namespace, name))
 
+    async def get_fresh(self, group: str, resource: str, namespace: str,
+                        name: str) -> dict[str, Any] | None:
+        found = self.get(group, resource, namespace, name)
+        if found is None and await self.cache.sync():
+            found = self.get(group, resource, namespace, name)
+        return found
+
     def list(self, group: str, resource: str, namespace: str = "") -> list[dict[str, Any]]:
         items, _ = self.cache.snapshot(collection_prefix(GroupResource(group, resource),
                                                          namespace))

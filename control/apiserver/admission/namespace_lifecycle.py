@@ -33,12 +33,12 @@ class NamespaceLifecycle:
     name = "NamespaceLifecycle"
 
     async def admit(self, req: AdmissionRequest, view: ClusterView) -> None:
-        self._check(req, view)
+        await self._check(req, view)
 
     async def validate(self, req: AdmissionRequest, view: ClusterView) -> None:
-        self._check(req, view)
+        await self._check(req, view)
 
-    def _check(self, req: AdmissionRequest, view: ClusterView) -> None:
+    async def _check(self, req: AdmissionRequest, view: ClusterView) -> None:
         if req.group == "" and req.resource == "namespaces":
             if req.operation == DELETE and req.subresource == "" and (
                     req.name in IMMORTAL_NAMESPACES):
@@ -49,7 +49,7 @@ class NamespaceLifecycle:
         # Answering an access review with "namespace not found" would leak its existence.
         if req.group in _REVIEW_GROUPS and req.resource.endswith("reviews"):
             return
-        namespace = view.get("", "namespaces", "", req.namespace)
+        namespace = await view.get_fresh("", "namespaces", "", req.namespace)
         if namespace is None:
             raise NotFound("namespaces", req.namespace)
         if req.operation == CREATE and _terminating(namespace):

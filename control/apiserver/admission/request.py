@@ -68,6 +68,12 @@ class ClusterView(Protocol):
     def list(self, group: str, resource: str, namespace: str = "") -> list[dict[str, Any]]:
         ...
 
+    async def get_fresh(self, group: str, resource: str, namespace: str,
+                        name: str) -> dict[str, Any] | None:
+        """Like :meth:`get`, but a miss first waits for the view to catch up with the store
+        (a namespace created a moment ago may not have reached the cache yet)."""
+        ...
+
 
 class QuotaWriter(Protocol):
     """Charges quota usage atomically.

@@ -1,0 +1,358 @@
+"""The REST client every component but the apiserver uses: JSON dicts over HTTPS with the
+component's client certificate (no generated model classes on the hot path).
+
+One :class:`ApiClient` owns one aiohttp session (pooled keep-alive connections) to one or more
+apiservers.  Every non-2xx answer becomes the API error it stands for, once, here
+(:func:`control.api.errors.from_status`): callers catch ``NotFound``, ``Conflict``,
+``AlreadyExists``, ``Forbidden``, ``Invalid``, ``Gone``/``Expired``, ``TooManyRequests``,
+``Timeout``, ``ServiceUnavailable``.
+
+Retries (within the request's deadline, with jittered exponential back-off):
+
+* a connection that could not be made (the request was never sent) — any verb, on the next
+  apiserver: this is the failover when one dies;
+* an answer of 429 or 503 (the server did nothing) — any verb, after ``Retry-After``;
+* a lost answer, 500 or 504 — only for safe requests: reads, PUTs that carry a
+  resourceVersion (a replay is refused with 409), DELETEs, and merge/strategic/apply patches
+  (declarative: a replay yields the same object).  For anything else the caller gets
+  :class:`~control.client.errors.OutcomeUnknown`: the write may have happened.
+
+``qps``/``burst`` bound the request rate like client-go's (0: unbounded).  ``fence``, when
+given, is asked before every write; a False answer raises
+:class:`~control.client.errors.NotLeading` without sending — how a leader-elected component
+that lost its lease stops writing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+
+from control.api.clock import Clock, RealClock
+from control.api.errors import APIError, from_status
+
+from .config import ClientConfig
+from .errors import NotLeading, OutcomeUnknown, Unreachable
+from .ratelimit import Backoff, TokenBucket
+from .resources import Resource
+
+__all__ = ["APPLY", "JSON_PATCH", "MERGE", "STRATEGIC", "ApiClient", "RequestHook",
+           "WatchEvent"]
+
+log = logging.getLogger("ketch.client")
+
+MERGE = "application/merge-patch+json"
+STRATEGIC = "application/strategic-merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+APPLY = "application/apply-patch+yaml"
+_PATCH_TYPES = {"merge": MERGE, "strategic": STRATEGIC, "json": JSON_PATCH, "apply": APPLY}
+_RETRY_ALWAYS = (429, 503)
+_RETRY_IF_SAFE = (500, 502, 504)
+
+#: Called after every request: (method, resource or path, HTTP code or 0, seconds).
+RequestHook = Callable[[str, str, int, float], None]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One watch event: ``type`` ADDED, MODIFIED, DELETED or BOOKMARK, and the object."""
+
+    type: str
+    object: dict[str, Any]
+
+    @property
+    def resource_version(self) -> str:
+        return str((self.object.get("metadata") or {}).get("resourceVersion") or "")
+
+
+class ApiClient:
+    """A client of the apiservers in ``config``; use ``async with`` (or :meth:`close`)."""
+
+    def __init__(self, config: ClientConfig, *, user_agent: str = "ketch", qps: float = 0,
+                 burst: int = 0, timeout: float = 30.0, attempt_timeout: float = 10.0,
+                 max_connections: int = 100, clock: Clock | None = None,
+                 fence: Callable[[], bool] | None = None,
+                 on_request: RequestHook | None = None) -> None:
+        if not config.servers:
+            raise ValueError("no apiserver URL in the client configuration")
+        self.config = config
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.clock = clock or RealClock()
+        self.fence = fence
+        self.on_request = on_request
+        self._limiter = TokenBucket(qps, burst or max(1, int(qps)), clock=self.clock)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._current = 0  # index of the apiserver that answered last
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(ssl=self.config.ssl, limit=self._max_connections,
+                                             limit_per_host=0, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.user_agent,
+                                              "Accept": "application/json"},
+                timeout=aiohttp.ClientTimeout(total=None))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    @property
+    def server(self) -> str:
+        """The apiserver requests go to first."""
+        return self.config.servers[self._current % len(self.config.servers)]
+
+    # --- verbs -----------------------------------------------------------------------------
+
+    async def get(self, res: Resource, name: str, namespace: str = "", *,
+                  subresource: str = "", params: Mapping[str, str] | None = None
+                  ) -> dict[str, Any]:
+        return await self.request("GET", res.path(namespace, name, subresource), params=params,
+                                  what=str(res))
+
+    async def list(self, res: Resource, namespace: str = "", *, label_selector: str = "",
+                   field_selector: str = "", limit: int = 0, continue_: str = "",
+                   resource_version: str = "", resource_version_match: str = ""
+                   ) -> dict[str, Any]:
+        """One page of the list (``items``, ``metadata.resourceVersion`` and ``continue``)."""
+        params = _params(labelSelector=label_selector, fieldSelector=field_selector,
+                         limit=str(limit) if limit else "", resourceVersion=resource_version,
+                         resourceVersionMatch=resource_version_match,
+                         **{"continue": continue_})
+        return await self.request("GET", res.path(namespace), params=params, what=str(res))
+
+    async def list_all(self, res: Resource, namespace: str = "", *, label_selector: str = "",
+                       field_selector: str = "", page_size: int = 500
+                       ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """Every item, following ``continue`` pages of one snapshot; and that snapshot's
+        resourceVersion (where a watch that misses nothing starts)."""
+        items: builtins.list[dict[str, Any]] = []
+        token, rv = "", ""
+        while True:
+            page = await self.list(res, namespace, label_selector=label_selector,
+                                   field_selector=field_selector, limit=page_size,
+                                   continue_=token)
+            items.extend(page.get("items") or ())
+            meta = page.get("metadata") or {}
+            rv = rv or str(meta.get("resourceVersion") or "")
+            token = str(meta.get("continue") or "")
+            if not token:
+                return items, rv
+
+    async def create(self, res: Resource, obj: dict[str, Any], namespace: str = "", *,
+                     subresource: str = "", name: str = "", field_manager: str = "",
+                     dry_run: bool = False) -> dict[str, Any]:
+        """POST ``obj`` (into ``namespace``, default the object's own); with ``subresource``
+        (``binding``, ``eviction``) to ``name``'s subresource."""
+        ns = namespace or (obj.get("metadata") or {}).get("namespace") or ""
+        params = _params(fieldManager=field_manager, dryRun="All" if dry_run else "")
+        return await self.request("POST", res.path(ns, name, subresource), body=obj,
+                                  params=params, what=str(res))
+
+    async def update(self, res: Resource, obj: dict[str, Any], *, subresource: str = "",
+                     field_manager: str = "") -> dict[str, Any]:
+        """PUT ``obj`` (namespace and name from its metadata).  With a resourceVersion in it
+        the write is a compare-and-swap (409 Conflict if the object changed since)."""
+        meta = obj.get("metadata") or {}
+        path = res.path(meta.get("namespace") or "", meta.get("name") or "", subresource)
+        return await self.request("PUT", path, body=obj, params=_params(
+            fieldManager=field_manager), what=str(res), safe=bool(meta.get("resourceVersion")))
+
+    async def update_status(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+        return await self.update(res, obj, subresource="status")
+
+    async def patch(self, res: Resource, name: str, patch: Any, namespace: str = "", *,
+                    patch_type: str = "merge", subresource: str = "", field_manager: str = "",
+                    force: bool = False) -> dict[str, Any]:
+        """PATCH with ``patch_type`` ``merge``, ``strategic``, ``json`` or ``apply`` (server-side
+        apply needs ``field_manager``)."""
+        ctype = _PATCH_TYPES[patch_type]
+        params = _params(fieldManager=field_manager, force="true" if force else "")
+        return await self.request("PATCH", res.path(namespace, name, subresource), body=patch,
+                                  params=params, content_type=ctype, what=str(res),
+                                  safe=patch_type != "json")
+
+    async def delete(self, res: Resource, name: str, namespace: str = "", *,
+                     propagation_policy: str = "", grace_period_seconds: int | None = None,
+                     preconditions: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """DELETE; ``preconditions`` (``uid``, ``resourceVersion``) make it conditional."""
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation_policy:
+            body["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = grace_period_seconds
+        if preconditions:
+            body["preconditions"] = dict(preconditions)
+        return await self.request("DELETE", res.path(namespace, name), body=body,
+                                  what=str(res), safe=True)
+
+    # --- watch -----------------------------------------------------------------------------
+
+    async def watch(self, res: Resource, namespace: str = "", *, resource_version: str = "",
+                    label_selector: str = "", field_selector: str = "",
+                    allow_bookmarks: bool = True, send_initial_events: bool = False,
+                    timeout_seconds: int | None = None, idle_timeout: float = 60.0
+                    ) -> AsyncIterator[WatchEvent]:
+        """The events of one watch stream, until the server ends it (then the caller resumes
+        from the last resourceVersion it saw).  An ERROR event raises its error (410 Expired:
+        relist); a stream silent for ``idle_timeout`` seconds (bookmarks come every few seconds
+        from an idle store) raises :class:`OutcomeUnknown` as a dead connection."""
+        params = _params(watch="true", resourceVersion=resource_version,
+                         labelSelector=label_selector, fieldSelector=field_selector,
+                         allowWatchBookmarks="true" if allow_bookmarks else "",
+                         timeoutSeconds=str(timeout_seconds) if timeout_seconds else "")
+        if send_initial_events:
+            params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
+        resp = await self._open(res.path(namespace), params, str(res))
+        try:
+            while True:
+                try:
+                    line = await asyncio.wait_for(resp.content.readline(), idle_timeout)
+                except TimeoutError:
+                    raise OutcomeUnknown(f"watch of {res} silent for {idle_timeout:.0f}s")
+                except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:
+                    raise OutcomeUnknown(f"watch of {res} broke: {e}") from None
+                if not line:
+                    return
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    raise OutcomeUnknown(f"watch of {res} sent a line that is not JSON") from None
+                typ, obj = ev.get("type"), ev.get("object") or {}
+                if typ == "ERROR":
+                    raise from_status(int(obj.get("code") or 500), obj)
+                yield WatchEvent(str(typ), obj)
+        finally:
+            resp.release()
+
+    async def _open(self, path: str, params: dict[str, str], what: str
+                    ) -> aiohttp.ClientResponse:
+        """Open a streaming GET with the read retries (failover, 429/503 after Retry-After)."""
+        deadline = self.clock.monotonic() + self.timeout
+        backoff = Backoff()
+        while True:
+            server = self.server
+            try:
+                resp = await self.session.get(
+                    server + path, params=params,
+                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.attempt_timeout))
+            except (aiohttp.ClientConnectionError, TimeoutError) as e:
+                self._failover(server)
+                err: APIError = Unreachable(f"{server}: {e}")
+            else:
+                if resp.status < 300:
+                    return resp
+                body = await resp.read()
+                resp.release()
+                err = _error(resp.status, body)
+                if resp.status not in _RETRY_ALWAYS + _RETRY_IF_SAFE:
+                    raise err
+            await self._pause(err, backoff, deadline)
+
+    # --- the one request path -----------------------------------------------------------------
+
+    async def request(self, method: str, path: str, *, body: Any = None,
+                      params: Mapping[str, str] | None = None,
+                      content_type: str = "application/json", what: str = "",
+                      safe: bool | None = None) -> Any:
+        """Send one request with the retries the module docstring describes; the decoded JSON
+        answer, or the error it stands for."""
+        write = method not in ("GET", "HEAD")
+        if write and self.fence is not None and not self.fence():
+            raise NotLeading(f"{method} {path}")
+        if safe is None:
+            safe = not write
+        data = None if body is None else (
+            body if isinstance(body, bytes) else json.dumps(body).encode())
+        headers = {"Content-Type": content_type} if data is not None else {}
+        deadline = self.clock.monotonic() + self.timeout
+        backoff = Backoff()
+        while True:
+            await self._limiter.wait()
+            if write and self.fence is not None and not self.fence():
+                raise NotLeading(f"{method} {path}")
+            server = self.server
+            started = self.clock.monotonic()
+            code = 0
+            try:
+                timeout = aiohttp.ClientTimeout(
+                    total=max(0.1, min(self.attempt_timeout, deadline - started)))
+                async with self.session.request(method, server + path, params=params,
+                                                data=data, headers=headers,
+                                                timeout=timeout) as resp:
+                    code = resp.status
+                    raw = await resp.read()
+            except aiohttp.ClientConnectorError as e:
+                self._failover(server)
+                err: APIError = Unreachable(f"{server}: {e}")
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
+                    TimeoutError) as e:
+                self._failover(server)
+                err = OutcomeUnknown(f"{method} {server}{path}: {type(e).__name__} {e}")
+                if not safe:
+                    self._observe(method, what or path, 0, started)
+                    raise err from None
+            else:
+                self._observe(method, what or path, code, started)
+                if code < 300:
+                    return json.loads(raw) if raw else {}
+                err = _error(code, raw)
+                if code not in _RETRY_ALWAYS and not (safe and code in _RETRY_IF_SAFE):
+                    raise err
+            await self._pause(err, backoff, deadline)
+
+    async def _pause(self, err: APIError, backoff: Backoff, deadline: float) -> None:
+        """Sleep before the next attempt, or raise ``err`` when the deadline leaves no room."""
+        delay = backoff.next()
+        retry_after = err.details.get("retryAfterSeconds") if err.code in _RETRY_ALWAYS else 0
+        if isinstance(retry_after, int) and retry_after > 0:
+            delay = max(delay, min(float(retry_after), 5.0) * random.uniform(0.8, 1.0))
+        if self.clock.monotonic() + delay >= deadline:
+            raise err
+        log.debug("retrying in %.2fs after %s", delay, err)
+        await self.clock.sleep(delay)
+
+    def _failover(self, server: str) -> None:
+        if self.server == server and len(self.config.servers) > 1:
+            self._current = (self._current + 1) % len(self.config.servers)
+            log.info("apiserver %s unreachable; now using %s", server, self.server)
+
+    def _observe(self, method: str, what: str, code: int, started: float) -> None:
+        if self.on_request is not None:
+            self.on_request(method, what, code, self.clock.monotonic() - started)
+
+
+def _params(**kw: str) -> dict[str, str]:
+    return {k: v for k, v in kw.items() if v}
+
+
+def _error(code: int, raw: bytes) -> APIError:
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw
+    return from_status(code, body)

@@ -140,6 +140,19 @@ def test_simple_filters(n: T, p: T, placed: tuple[T, ...], want: Any) -> None:
     assert one(n, p, placed) == want
 
 
+@pytest.mark.parametrize("status, reason", [
+    pytest.param("False", "node(s) had untolerated taint {node.kubernetes.io/not-ready: }",
+                 id="not-ready"),
+    pytest.param("Unknown", "node(s) had untolerated taint {node.kubernetes.io/unreachable: }",
+                 id="unknown"),
+    pytest.param("True", None, id="ready"),
+])
+def test_only_ready_nodes(status: str, reason: str | None) -> None:
+    n = node("n")
+    n["status"]["conditions"] = [{"type": "Ready", "status": status}]
+    assert one(n, pod("p")) == (None if reason is None else (reason,))
+
+
 def test_filters_stop_at_first_failure_in_kube_order() -> None:
     n = node("n", cpu="1", taints=[NOSCHED], unschedulable=True)
     assert one(n, pod("p", cpu="2", nodeSelector={"x": "y"})) == ("node(s) were unschedulable",)

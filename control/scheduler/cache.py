@@ -93,6 +93,15 @@ class SchedulerCache:
             self._order_dirty = True
         self._touch(info)
 
+    def refresh_node(self, node: Mapping[str, Any]) -> None:
+        """A new version of a Node whose scheduling-relevant parts did not change (a
+        heartbeat): keep the object, invalidate nothing."""
+        info = self.nodes.get(str((node.get("metadata") or {}).get("name") or ""))
+        if info is None or info.node is None:
+            self.set_node(node)
+        else:
+            info.node = node
+
     def remove_node(self, name: str) -> None:
         info = self.nodes.get(name)
         if info is None:

@@ -22,6 +22,11 @@ from .resources import Allocatable
 __all__ = ["NodeInfo", "ports_conflict"]
 
 ZONE_LABEL = "topology.kubernetes.io/zone"
+# A node whose Ready condition is False or Unknown is treated as carrying the NoSchedule taint
+# the node lifecycle controller puts on it (TaintNodesByCondition), so pods go only to Ready
+# nodes even before that controller has acted.
+_NOT_READY = {"False": {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"},
+              "Unknown": {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}}
 REGION_LABEL = "topology.kubernetes.io/region"
 
 
@@ -35,6 +40,14 @@ def ports_conflict(used: Mapping[HostPort, int], wanted: tuple[HostPort, ...]) -
         elif used.get((ip, proto, port), 0) > 0 or used.get(("0.0.0.0", proto, port), 0) > 0:
             return True
     return False
+
+
+def _ready_status(node: Mapping[str, Any]) -> str:
+    """The Ready condition's status ("True", "False", "Unknown"), "" when not reported."""
+    for c in (node.get("status") or {}).get("conditions") or ():
+        if isinstance(c, Mapping) and c.get("type") == "Ready":
+            return str(c.get("status") or "")
+    return ""
 
 
 class NodeInfo:
@@ -68,6 +81,10 @@ class NodeInfo:
         labels = (node.get("metadata") or {}).get("labels") or {}
         self.labels = labels if isinstance(labels, Mapping) else {}
         self.taints = node_taints(node)
+        ready = _ready_status(node)
+        if ready in _NOT_READY and not any(
+                t.get("key") == _NOT_READY[ready]["key"] for t in self.taints):
+            self.taints = [*self.taints, _NOT_READY[ready]]
         self.unschedulable = bool((node.get("spec") or {}).get("unschedulable"))
         self.alloc = Allocatable.of_node(node)
         self.obj_gen += 1

@@ -71,6 +71,7 @@ class SchedulingQueue:
         self._backoff: list[tuple[float, int, QueuedPod]] = []
         self._backoff_set: dict[str, QueuedPod] = {}
         self._unschedulable: dict[str, QueuedPod] = {}
+        self._by_plugin: dict[str, set[str]] = {}  # plugin ("" = any event) -> uids
         self._in_flight: dict[str, QueuedPod] = {}
         self.cycle = 0
         self._move_cycle = -1
@@ -92,13 +93,29 @@ class SchedulingQueue:
         self._backoff_set[qp.info.uid] = qp
         heapq.heappush(self._backoff, (qp.ready_at, next(self._seq), qp))
 
+    def _park(self, qp: QueuedPod) -> None:
+        self._unschedulable[qp.info.uid] = qp
+        for plugin in qp.plugins or ("",):
+            self._by_plugin.setdefault(plugin, set()).add(qp.info.uid)
+
+    def _unpark(self, uid: str) -> QueuedPod | None:
+        qp = self._unschedulable.pop(uid, None)
+        if qp is not None:
+            for plugin in qp.plugins or ("",):
+                uids = self._by_plugin.get(plugin)
+                if uids is not None:
+                    uids.discard(uid)
+                    if not uids:
+                        del self._by_plugin[plugin]
+        return qp
+
     def _take(self, uid: str) -> QueuedPod | None:
         """Remove ``uid`` from wherever it waits (heaps are cleaned lazily)."""
-        for place in (self._active_set, self._backoff_set, self._unschedulable):
+        for place in (self._active_set, self._backoff_set):
             qp = place.pop(uid, None)
             if qp is not None:
                 return qp
-        return None
+        return self._unpark(uid)
 
     def add(self, info: PodInfo) -> None:
         """A new pending pod (or one seen again after a relist): to active, unless known."""
@@ -134,7 +151,7 @@ class SchedulingQueue:
         elif changed:
             self._wake(qp, self._clock.monotonic())
         else:
-            self._unschedulable[uid] = qp
+            self._park(qp)
 
     def _wake(self, qp: QueuedPod, now: float) -> None:
         delay = min(self._max, self._initial * 2 ** max(0, qp.attempts - 1))
@@ -176,24 +193,28 @@ class SchedulingQueue:
             self._to_backoff(qp)
         else:
             qp.since = self._clock.monotonic()
-            self._unschedulable[qp.info.uid] = qp
+            self._park(qp)
 
     def retry(self, qp: QueuedPod) -> None:
-        """An error (a failed bind, an API fault): try again after the back-off."""
-        if self._in_flight.pop(qp.info.uid, None) is not None:
+        """An error (a failed bind, an API fault): try again after the back-off.  Also for a
+        pod already handed to :meth:`done` whose bind then failed."""
+        self._in_flight.pop(qp.info.uid, None)
+        if qp.info.uid not in self:
             self._to_backoff(qp)
 
     def on_event(self, event: str) -> int:
         """A cluster event: move the unschedulable pods it may help; how many moved."""
         helps = EVENTS.get(event, EVENTS["Other"])
         self._move_cycle = self.cycle
-        moved = [qp for qp in self._unschedulable.values()
-                 if not qp.plugins or qp.plugins & helps]
+        uids: set[str] = set()
+        for plugin in ("", *helps):
+            uids |= self._by_plugin.get(plugin, set())
         now = self._clock.monotonic()
-        for qp in moved:
-            del self._unschedulable[qp.info.uid]
-            self._wake(qp, now)
-        return len(moved)
+        for uid in uids:
+            qp = self._unpark(uid)
+            if qp is not None:
+                self._wake(qp, now)
+        return len(uids)
 
     def flush(self) -> None:
         """Move due back-offs to active, and pods unschedulable for too long."""
@@ -203,18 +224,23 @@ class SchedulingQueue:
             if self._backoff_set.get(qp.info.uid) is qp:
                 del self._backoff_set[qp.info.uid]
                 self._to_active(qp)
-        stale = [qp for qp in self._unschedulable.values()
-                 if now - qp.since >= self._max_unschedulable]
-        for qp in stale:
-            del self._unschedulable[qp.info.uid]
-            self._to_active(qp)
+        if self._unschedulable and self._oldest_parked() + self._max_unschedulable <= now:
+            stale = [qp.info.uid for qp in self._unschedulable.values()
+                     if now - qp.since >= self._max_unschedulable]
+            for uid in stale:
+                parked = self._unpark(uid)
+                if parked is not None:
+                    self._to_active(parked)
+
+    def _oldest_parked(self) -> float:
+        # dicts keep insertion order and ``since`` is set on insertion: the first is oldest
+        return next(iter(self._unschedulable.values())).since
 
     def next_due(self) -> float | None:
         """The monotonic time the next back-off ends or an unschedulable pod times out."""
         due = [self._backoff[0][0]] if self._backoff else []
         if self._unschedulable:
-            due.append(min(qp.since for qp in self._unschedulable.values())
-                       + self._max_unschedulable)
+            due.append(self._oldest_parked() + self._max_unschedulable)
         return min(due) if due else None
 
     def sizes(self) -> dict[str, int]:

@@ -176,6 +176,10 @@ def test_operations_are_well_formed(path: str) -> None:
         assert op["responses"]["200"]["description"] == "OK"
         declared = {p["name"] for p in op["parameters"] if p["in"] == "path"}
         assert declared == set(re.findall(r"\{(\w+)\}", url)), (url, method)
+        if op["x-kubernetes-action"] == "connect":  # exec, attach, ...: a stream, no body
+            assert "requestBody" not in op
+            assert "text/plain" in op["responses"]["200"]["content"]
+            continue
         if method in ("post", "put"):
             queries = {p["name"] for p in op["parameters"] if p["in"] == "query"}
             assert {"dryRun", "fieldManager", "fieldValidation"} <= queries
@@ -214,6 +218,11 @@ def test_subresources() -> None:
     assert set(log) == {"get"}
     assert "text/plain" in log["get"]["responses"]["200"]["content"]
     assert set(core["/api/v1/namespaces/{namespace}/pods/{name}/binding"]) == {"post"}
+    exec_ = core["/api/v1/namespaces/{namespace}/pods/{name}/exec"]
+    assert set(exec_) == {"get", "post"}
+    assert exec_["get"]["operationId"] == "connectCoreV1GetNamespacedPodExec"
+    assert exec_["post"]["x-kubernetes-group-version-kind"]["kind"] == "PodExecOptions"
+    assert set(core["/api/v1/nodes/{name}/proxy"]) == {"get"}
     assert set(core["/api/v1/namespaces/{name}/finalize"]) == {"put"}
     assert core["/api/v1/pods"]["get"]["operationId"] == "listCoreV1PodForAllNamespaces"
 

@@ -85,6 +85,11 @@ def _scale() -> Subresource:
 
 
 _ALL = ("all",)
+_CONNECT = ("create", "get")
+# WebSocket upgrades the apiserver proxies to the pod's node agent (kubelet's streaming server)
+_STREAMS = (Subresource("attach", "PodAttachOptions", _CONNECT),
+            Subresource("exec", "PodExecOptions", _CONNECT),
+            Subresource("portforward", "PodPortForwardOptions", _CONNECT))
 
 RESOURCES: tuple[ResourceDef, ...] = (
     # core/v1
@@ -94,10 +99,11 @@ RESOURCES: tuple[ResourceDef, ...] = (
                 subresources=(_status("Namespace"), Subresource("finalize", "Namespace",
                                                                 ("update",)))),
     ResourceDef("", "v1", "nodes", "Node", False, short_names=("no",),
-                subresources=(_status("Node"),)),
+                subresources=(_status("Node"), Subresource("proxy", "NodeProxyOptions",
+                                                           ("get",)))),
     ResourceDef("", "v1", "pods", "Pod", True, short_names=("po",), categories=_ALL,
                 subresources=(_status("Pod"), Subresource("binding", "Binding", CREATE_ONLY),
-                              Subresource("log", "Pod", ("get",)))),
+                              Subresource("log", "Pod", ("get",)), *_STREAMS)),
     ResourceDef("", "v1", "services", "Service", True, short_names=("svc",),
                 categories=_ALL, subresources=(_status("Service"),)),
     ResourceDef("", "v1", "endpoints", "Endpoints", True, short_names=("ep",)),

@@ -18,11 +18,16 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from certs.authority import CertsError
-from certs.layout import apiserver_paths, apiserver_store_client_paths
-from certs.tls import server_context
+from certs.layout import (
+    apiserver_kubelet_client_paths,
+    apiserver_paths,
+    apiserver_store_client_paths,
+)
+from certs.tls import client_context, server_context
 from store.client import StoreClient
 
 from .app import ServerConfig, build_app
+from .kubelet import KubeletClient
 from .state import APIState
 
 log = logging.getLogger("ketch.apiserver")
@@ -53,6 +58,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.listen.rpartition(":")
     tls = serving_context(args.certs)
+    # the node agents accept only this identity (exec, attach, port-forward, logs, stats)
+    kubelet = KubeletClient(client_context(apiserver_kubelet_client_paths(args.certs)))
     client = StoreClient([u for u in args.store.split(",") if u],
                          tls=apiserver_store_client_paths(args.certs), timeout=10.0,
                          watch_retry_deadline=3600.0)
@@ -61,7 +68,7 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with client:
-        api = APIState.build(client, server_url=f"https://{args.listen}")
+        api = APIState.build(client, server_url=f"https://{args.listen}", kubelet=kubelet)
         app = build_app(api, ServerConfig(server_address=args.listen,
                                           bootstrap=not args.no_bootstrap))
         # handler_cancellation: a client that disconnects cancels its handler, which is how

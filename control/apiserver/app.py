@@ -159,6 +159,8 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
             yield
         finally:
             api.cache.close()
+            if api.kubelet is not None:
+                await api.kubelet.close()
             for t in tasks:
                 t.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from control.api.catalog import RESOURCES, ResourceDef, group_versions, resources_in
+from control.api.catalog import RESOURCES, ResourceDef
+
+from .kubelet.metrics import METRICS_RESOURCES
 
 __all__ = [
     "AGGREGATED_TYPE",
@@ -23,6 +25,15 @@ __all__ = [
 ]
 
 AGGREGATED_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+#: What this apiserver serves: the catalog's resources, then those computed from the node agents
+#: (metrics.k8s.io, which an aggregated API server would add to kube-apiserver's discovery).
+_SERVED = (*RESOURCES, *METRICS_RESOURCES)
+
+
+def _group_versions() -> list[tuple[str, str]]:
+    return list(dict.fromkeys((r.group, r.version) for r in _SERVED))
 
 
 def wants_aggregated(accept: str) -> bool:
@@ -38,7 +49,7 @@ def api_versions(server_address: str) -> dict[str, Any]:
 @functools.cache
 def api_group_list() -> dict[str, Any]:
     groups = []
-    for group, version in group_versions():
+    for group, version in _group_versions():
         if not group:
             continue
         gv = {"groupVersion": f"{group}/{version}", "version": version}
@@ -67,7 +78,8 @@ def _legacy(rd: ResourceDef) -> list[dict[str, Any]]:
 
 @functools.cache
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
-    resources = [e for rd in resources_in(group, version) for e in _legacy(rd)]
+    resources = [e for rd in _SERVED if (rd.group, rd.version) == (group, version)
+                 for e in _legacy(rd)]
     if not resources:
         return None
     gv = f"{group}/{version}" if group else version
@@ -103,10 +115,10 @@ def _aggregated_resource(rd: ResourceDef) -> dict[str, Any]:
 def aggregated(legacy_core: bool) -> dict[str, Any]:
     """``/api`` (``legacy_core``: the core group only) or ``/apis`` (every named group)."""
     items = []
-    for group, version in group_versions():
+    for group, version in _group_versions():
         if (group == "") != legacy_core:
             continue
-        resources = [_aggregated_resource(rd) for rd in RESOURCES
+        resources = [_aggregated_resource(rd) for rd in _SERVED
                      if rd.group == group and rd.version == version]
         items.append({"metadata": {"name": group},
                       "versions": [{"version": version, "freshness": "Current",

@@ -25,7 +25,7 @@ from control.apiserver.rbac import UserInfo
 from control.apiserver.requestinfo import RequestInfo
 from control.apiserver.tables import table_for
 
-from . import subresources
+from . import kubelet, subresources
 from .codec import (
     PATCH_TYPES,
     Decoded,
@@ -119,6 +119,8 @@ def _warned(resp: web.Response, warnings: list[str]) -> web.Response:
 
 async def handle_resource(request: web.Request, api: APIState, info: RequestInfo,
                           user: UserInfo) -> web.StreamResponse:
+    if info.api_group == kubelet.metrics.GROUP:  # served from the node agents, not stored
+        return await kubelet.serve_metrics(request, api, info)
     rd = lookup(info.api_group, info.api_version, info.resource)
     if rd is None:  # no such route: what kube-apiserver's not-found handler answers
         raise APIError(404, "NotFound", "the server could not find the requested resource")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from control.apiserver.admission import AdmissionChain, default_chain
 from control.apiserver.rbac import UnionAuthorizer, new_authorizer
@@ -22,6 +22,9 @@ from .objectmeta import Inputs
 from .reads import Reader
 from .registry import Registry
 from .watchcache import WatchCache
+
+if TYPE_CHECKING:  # kubelet's modules import this one
+    from .kubelet.client import KubeletClient
 
 __all__ = ["APIState", "CacheView"]
 
@@ -93,10 +96,13 @@ class APIState:
     rbac: RBACAuthorizer
     inputs: Inputs
     server_url: str = ""
+    #: The client of the node agents (exec, logs, metrics); None: those answer 503.
+    kubelet: KubeletClient | None = None
 
     @classmethod
     def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,
-              chain: AdmissionChain | None = None, server_url: str = "") -> APIState:
+              chain: AdmissionChain | None = None, server_url: str = "",
+              kubelet: KubeletClient | None = None) -> APIState:
         inputs = inputs or Inputs()
         storage = Storage(client)
         cache = WatchCache(client)
@@ -108,4 +114,4 @@ class APIState:
         registry = Registry(storage, chain, view, inputs=inputs,
                             allocator=Allocator(storage, cache))
         return cls(client, storage, cache, view, Reader(storage, cache), registry, authorizer,
-                   rbac, inputs, server_url)
+                   rbac, inputs, server_url, kubelet)

@@ -25,6 +25,7 @@ from control.apiserver.requestinfo import RequestInfo
 from control.apiserver.storage import GroupResource
 from control.apiserver.strategies import strategy_for
 
+from . import kubelet
 from .codec import decode_body, read_body, respond
 from .registry import WriteContext
 from .state import APIState
@@ -58,7 +59,11 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
     if sub == "binding":
         return await _bind(request, api, ctx)
     if sub == "log":
-        return await _log(api, rd, info)
+        return await kubelet.serve_log(request, api, info)
+    if sub in ("exec", "attach", "portforward"):
+        return await kubelet.serve_stream(request, api, info, user)
+    if sub == "proxy":
+        return await kubelet.serve_node_proxy(request, api, info)
     if verb == "get":
         return _one(request, rd, await api.reader.get(rd, ctx.namespace, info.name), api)
     if verb == "patch":
@@ -129,15 +134,6 @@ async def _bind(request: web.Request, api: APIState, ctx: WriteContext) -> web.R
     await api.storage.guaranteed_update(ctx.gr, ctx.namespace, ctx.name, bind)
     return respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
                     "status": "Success", "code": 201}, 201)
-
-
-async def _log(api: APIState, rd: ResourceDef, info: RequestInfo) -> web.Response:
-    pod = await api.reader.get(rd, info.namespace, info.name)  # pods are namespaced
-    node = (pod.get("spec") or {}).get("nodeName")
-    if not node:
-        raise BadRequest(f'pod "{info.name}" has no node assigned; it has no logs yet')
-    raise APIError(503, "ServiceUnavailable",
-                   f'no node agent is serving logs for node "{node}" yet')
 
 
 async def _finalize(api: APIState, ctx: WriteContext, body: dict[str, Any]) -> dict[str, Any]:

@@ -83,6 +83,22 @@ _DELETE = [
     _query("orphanDependents", "Deprecated: use propagationPolicy.", "boolean"),
 ]
 _NAMESPACE = _path_param("namespace", "The namespace of the objects.")
+_STREAM_FLAGS = [
+    _query("container", "The container to connect to; the only one when not given."),
+    _query("stdin", "Redirect the standard input stream.", "boolean"),
+    _query("stdout", "Redirect the standard output stream.", "boolean"),
+    _query("stderr", "Redirect the standard error stream.", "boolean"),
+    _query("tty", "Allocate a terminal; stderr then comes with stdout.", "boolean"),
+]
+# Subresources that upgrade or proxy the connection (kube's "connect" actions): no request
+# body, a stream back, their own query parameters.
+_CONNECT_QUERY: dict[str, list[dict[str, Any]]] = {
+    "attach": _STREAM_FLAGS,
+    "exec": [_query("command", "The command and its arguments, one parameter each."),
+             *_STREAM_FLAGS],
+    "portforward": [_query("ports", "The ports to forward (WebSocket clients open streams).")],
+    "proxy": [_query("path", "The path on the node agent.")],
+}
 
 _ACTIONS = {  # verb in the catalog -> (HTTP method, x-kubernetes-action, operationId verb)
     "get": ("get", "get", "read"),
@@ -211,9 +227,23 @@ def _subresource_ops(
     r: ResourceDef, sub: Subresource, params: list[dict[str, Any]], op_stem: str
 ) -> dict[str, Operation]:
     target = (sub.group if sub.group is not None else r.group, sub.version or r.version, sub.kind)
-    schema = ref(kind_schema_name(*target))
     suffix = sub.name[:1].upper() + sub.name[1:]
     ops: dict[str, Operation] = {}
+    if sub.name in _CONNECT_QUERY:
+        gv = operation_group(r.group, r.version)
+        for verb in sub.verbs:
+            method = _ACTIONS[verb][0]
+            op = _operation(
+                action="connect",
+                op_id=f"connect{gv}{method.capitalize()}{op_stem[len(gv):]}{suffix}",
+                target=target,
+                params=[*params, *_CONNECT_QUERY[sub.name]],
+                description=f"connect {method.upper()} requests to {sub.name} of {r.kind}",
+            )
+            op["responses"] = _body_op({}, "get", {}, text=True)["responses"]
+            ops[method] = op
+        return ops
+    schema = ref(kind_schema_name(*target))
     for verb in sub.verbs:
         if verb not in _ACTIONS:
             continue

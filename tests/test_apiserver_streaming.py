@@ -206,6 +206,21 @@ async def test_exec_stdin_is_relayed(cluster: Cluster) -> None:
     assert channels.exit_code_of(out[channels.ERROR]) == 0
 
 
+async def test_pings_are_answered_while_a_stream_is_open(cluster: Cluster) -> None:
+    """kubectl pings every 5 s and gives up after 61 s without a pong."""
+    async with cluster.admin.ws_connect(f"{cluster.url}{PODS}/x/exec", autoping=False,
+                                        params=_exec_query("cat", stdin=True),
+                                        protocols=(channels.V5,)) as ws:
+        await ws.ping(b"k")
+        while (msg := await deadline(ws.receive())).type != aiohttp.WSMsgType.PONG:
+            assert msg.type == aiohttp.WSMsgType.BINARY
+        assert msg.data == b"k"
+        await ws.send_bytes(bytes((channels.CLOSE, channels.STDIN)))
+        async for msg in ws:
+            assert msg.type == aiohttp.WSMsgType.BINARY
+        assert ws.close_code == 1000
+
+
 async def test_attach_is_relayed(cluster: Cluster) -> None:
     async with cluster.admin.ws_connect(
             f"{cluster.url}{PODS}/x/attach", protocols=(channels.V5,),
@@ -418,6 +433,27 @@ async def test_node_and_pod_metrics(cluster: Cluster) -> None:
     assert (st, body["message"]) == (404, 'podmetrics.metrics.k8s.io "default/quiet" not found')
     st, body = await cluster.call("GET", "/apis/metrics.k8s.io/v1beta1/watch/pods")
     assert st in (404, 405)
+
+
+async def test_viewers_may_read_pod_metrics(cluster: Cluster) -> None:
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+               "metadata": {"name": "jane-view", "namespace": "default"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "view"},
+               "subjects": [{"kind": "User", "name": "jane"}]}
+    rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+    assert (await cluster.call("POST", f"{rbac}/rolebindings", binding))[0] == 201
+    jane = aiohttp.TCPConnector(ssl=client_context(user_paths(cluster.certs, "jane")))
+    async with aiohttp.ClientSession(connector=jane) as s:
+        async def allowed() -> bool:
+            st, _ = await cluster.call(
+                "GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods", session=s)
+            return st == 200
+
+        await until(allowed)
+        st, _ = await cluster.call("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/kube-system/pods",
+                                   session=s)
+        assert st == 403
 
 
 async def test_without_a_kubelet_client_streams_are_unavailable(certs: Path) -> None:

@@ -121,6 +121,8 @@ _VIEW = [
     _rule(READ, ["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
     _rule(READ, ["discovery.k8s.io"], ["endpointslices"]),
     _rule(READ, ["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"]),
+    # metrics-server's system:aggregated-metrics-reader, aggregated into view/edit/admin
+    _rule(READ, ["metrics.k8s.io"], ["pods", "nodes"]),
 ]
 
 _EDIT = [

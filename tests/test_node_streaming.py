@@ -26,6 +26,7 @@ from certs.layout import (
 )
 from certs.tls import client_context
 from control.api.streamproto import channels, spdy
+from control.api.streamproto.summary import Usage
 from node.streaming import PodRef, StreamingConfig, StreamingServer, serving_context
 from tests.streaming_handler import Container, FakePod, LocalHandler
 
@@ -435,3 +436,32 @@ async def test_stats_summary_has_rates_after_two_samples(agent: Agent) -> None:
 
 def test_pod_ref_is_a_value() -> None:
     assert PodRef("a", "b") == PodRef("a", "b", "")
+
+
+# --- /proc readings ------------------------------------------------------------------------------
+
+
+def test_proc_readings_from_a_fake_proc(tmp_path: Path) -> None:
+    from node.streaming.procstats import _PAGE, _TICK_NS, host_usage, process_usage
+
+    (tmp_path / "stat").write_text("cpu  100 5 50 9000 40 3 2 1 0 0\ncpu0 1 2 3 4\n")
+    (tmp_path / "meminfo").write_text("MemTotal:  1000 kB\nMemFree: 100 kB\n"
+                                      "MemAvailable:  600 kB\n")
+    assert host_usage(tmp_path) == Usage(161 * _TICK_NS, 400 * 1024)
+    for pid, comm in ((7, "sh"), (8, "a b) c")):
+        (tmp_path / str(pid)).mkdir()
+        fields = ["S"] + ["0"] * 10 + ["30", "12"] + ["0"] * 30
+        (tmp_path / str(pid) / "stat").write_text(f"{pid} ({comm}) " + " ".join(fields))
+        (tmp_path / str(pid) / "statm").write_text("900 25 3 1 0 50 0\n")
+    assert process_usage([7, 8, 99], tmp_path) == Usage(84 * _TICK_NS, 50 * _PAGE)
+
+
+def test_proc_readings_of_this_machine() -> None:
+    import os
+
+    from node.streaming.procstats import host_usage, process_usage
+
+    host = host_usage()
+    assert host.cpu_core_nanoseconds > 0 and host.memory_working_set_bytes > 0
+    me = process_usage([os.getpid()])
+    assert 0 < me.memory_working_set_bytes < host.memory_working_set_bytes

@@ -267,6 +267,9 @@ def test_port_forward(kubectl: Kubectl, agent: AgentThread) -> None:
 def test_logs(kubectl: Kubectl, agent: AgentThread, tmp_path: Path) -> None:
     assert kubectl.run("logs", "x", "-c", "c").stdout == "one\ntwo\nthree\n"
     assert kubectl.run("logs", "x", "-c", "c", "--tail=1").stdout == "three\n"
+    assert kubectl.run("logs", "x", "-c", "c", "--since=1h").stdout == "one\ntwo\nthree\n"
+    assert kubectl.run("logs", "x", "-c", "c", "--since-time=2999-01-01T00:00:00Z").stdout == ""
+    assert kubectl.run("logs", "x", "-c", "c", "--limit-bytes=5").stdout == "one\nt"
     stamped = kubectl.run("logs", "x", "-c", "c", "--timestamps").stdout.splitlines()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z one", stamped[0])
     p = kubectl.run("logs", "x", "-c", "c", "--previous", check=False)

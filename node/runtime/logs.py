@@ -1,0 +1,369 @@
+"""Container logs in the CRI format: written by each container's shim, read for ``kubectl logs``.
+
+One record per line, as containerd writes them and the kubelet reads them::
+
+    2026-07-30T10:00:03.123456789Z stdout F hello world
+    <RFC 3339, nanoseconds, UTC> <stdout|stderr> <F full line | P partial> <content>
+
+A line longer than :data:`MAX_RECORD` bytes, or one that stays unfinished for
+:data:`PARTIAL_FLUSH_SECONDS` (a prompt, a progress bar), is written as ``P`` records; the record
+that ends it is ``F``.  Files rotate by size: ``0.log`` is current, ``0.log.1`` the newest
+rotated, up to ``max_files`` files in all (kubelet's containerLogMaxSize 10 Mi x
+containerLogMaxFiles 5 by default).
+
+The writer (:class:`LogWriter`) is synchronous and imports only the standard library: it runs
+inside the shim process (``node.runtime.shim``), which keeps writing while the agent is down.
+The reader (:func:`read_log`) is async and follows across rotation, so ``kubectl logs -f`` does
+not stop when a file rotates (kubernetes/kubernetes#28369).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MAX_FILES",
+    "DEFAULT_MAX_SIZE",
+    "LogOptions",
+    "LogWriter",
+    "format_timestamp",
+    "log_files",
+    "parse_record",
+    "parse_timestamp",
+    "read_log",
+]
+
+DEFAULT_MAX_SIZE = 10 * 1024 * 1024
+DEFAULT_MAX_FILES = 5
+MAX_RECORD = 16 * 1024
+PARTIAL_FLUSH_SECONDS = 0.5
+
+
+def format_timestamp(ns: int) -> str:
+    """RFC 3339 with nine fractional digits, UTC (the kubelet's ``RFC3339NanoFixed``)."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def parse_timestamp(text: bytes | str) -> dt.datetime | None:
+    """A record's timestamp as an aware datetime (microsecond precision); None if malformed."""
+    s = text.decode() if isinstance(text, bytes) else text
+    if not s.endswith("Z") or "." not in s:
+        return None
+    head, _, frac = s[:-1].partition(".")
+    try:
+        base = dt.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return base + dt.timedelta(microseconds=int((frac + "000000")[:6]))
+
+
+def parse_record(line: bytes) -> tuple[bytes, str, bool, bytes] | None:
+    """``(timestamp, stream, full, content)`` of one record (without its newline)."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or parts[2] not in (b"F", b"P"):
+        return None
+    return parts[0], parts[1].decode(), parts[2] == b"F", parts[3] if len(parts) == 4 else b""
+
+
+def log_files(path: str) -> list[str]:
+    """The files of one log, oldest first: ``path.N`` ... ``path.1``, ``path``."""
+    rotated = []
+    i = 1
+    while os.path.exists(f"{path}.{i}"):
+        rotated.append(f"{path}.{i}")
+        i += 1
+    rotated.reverse()
+    return [*rotated, path] if os.path.exists(path) else rotated
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+class LogWriter:
+    """Appends CRI records to ``path``, rotating at ``max_size`` bytes and keeping
+    ``max_files`` files (at least 2: the current one and one rotated).  Not thread-safe; the
+    shim owns one per container."""
+
+    def __init__(self, path: str, *, max_size: int = DEFAULT_MAX_SIZE,
+                 max_files: int = DEFAULT_MAX_FILES,
+                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+        self.path = path
+        self.max_size = max(max_size, 1024)
+        self.max_files = max(max_files, 2)
+        self._clock_ns = clock_ns
+        self._partial: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        self._partial_since: dict[str, float] = {}
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, stream: str, data: bytes) -> None:
+        """Record ``data`` from ``stream``: complete lines at once, an unfinished tail later
+        (on the next newline, :meth:`flush_idle`, or :meth:`close`)."""
+        buf = self._partial[stream]
+        buf += data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self._emit(stream, True, bytes(buf[:nl]))
+            del buf[:nl + 1]
+        while len(buf) >= MAX_RECORD:
+            self._emit(stream, False, bytes(buf[:MAX_RECORD]))
+            del buf[:MAX_RECORD]
+        if buf:
+            self._partial_since.setdefault(stream, time.monotonic())
+        else:
+            self._partial_since.pop(stream, None)
+
+    def flush_idle(self, now: float | None = None) -> float | None:
+        """Write unfinished lines older than :data:`PARTIAL_FLUSH_SECONDS` as ``P`` records;
+        returns when the next one will be due (monotonic), or None."""
+        now = time.monotonic() if now is None else now
+        due: float | None = None
+        for stream, since in list(self._partial_since.items()):
+            if now - since >= PARTIAL_FLUSH_SECONDS:
+                buf = self._partial[stream]
+                self._emit(stream, False, bytes(buf))
+                buf.clear()
+                del self._partial_since[stream]
+            else:
+                at = since + PARTIAL_FLUSH_SECONDS
+                due = at if due is None else min(due, at)
+        return due
+
+    def close(self) -> None:
+        """Write what is left as full lines (the process has ended) and close the file."""
+        for stream, buf in self._partial.items():
+            if buf:
+                self._emit(stream, True, bytes(buf))
+                buf.clear()
+        self._partial_since.clear()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _emit(self, stream: str, full: bool, content: bytes) -> None:
+        record = (f"{format_timestamp(self._clock_ns())} {stream} {'F' if full else 'P'} "
+                  .encode() + content + b"\n")
+        if self._size and self._size + len(record) > self.max_size:
+            self._rotate()
+        os.write(self._fd, record)
+        self._size += len(record)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        oldest = f"{self.path}.{self.max_files - 1}"
+        if os.path.exists(oldest):
+            os.unlink(oldest)
+        for i in range(self.max_files - 2, 0, -1):
+            if os.path.exists(f"{self.path}.{i}"):
+                os.rename(f"{self.path}.{i}", f"{self.path}.{i + 1}")
+        os.rename(self.path, f"{self.path}.1")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                           0o640)
+        self._size = 0
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogOptions:
+    """``PodLogOptions`` as the reader needs them (``sinceSeconds`` is turned into ``since``
+    by the caller, on its clock)."""
+
+    follow: bool = False
+    tail_lines: int | None = None
+    since: dt.datetime | None = None
+    timestamps: bool = False
+    limit_bytes: int | None = None
+
+
+class _Limit(Exception):
+    pass
+
+
+async def read_log(path: str, options: LogOptions = LogOptions(), *,
+                   running: Callable[[], Awaitable[bool]] | None = None,
+                   poll_seconds: float = 0.1) -> AsyncIterator[bytes]:
+    """Yield the log at ``path`` as ``kubectl logs`` prints it.
+
+    Without ``follow`` it ends at the end of the newest file.  With ``follow`` it waits for
+    more, switching to the new file when the current one is rotated away, and ends once
+    ``running()`` says the container has exited and everything written has been read.  A
+    missing log is an empty one.  File reads run in a worker thread."""
+    files = await asyncio.to_thread(log_files, path)
+    start_file, start_off = 0, 0
+    if options.tail_lines is not None and files:
+        start_file, start_off = await asyncio.to_thread(_tail_start, files, options.tail_lines)
+    out = _Output(options)
+    try:
+        fd: int | None = None
+        ino: int | None = None
+        for idx in range(start_file, len(files)):
+            off = start_off if idx == start_file else 0
+            if files[idx] != path:
+                for chunk in out.feed(await asyncio.to_thread(_read_from, files[idx], off)):
+                    yield chunk
+            else:
+                fd, ino = await asyncio.to_thread(_open, path)
+                if fd is not None:
+                    os.lseek(fd, off, os.SEEK_SET)
+        follower = _follow(path, fd, ino, out, options.follow, running, poll_seconds)
+        try:
+            async for chunk in follower:
+                yield chunk
+        finally:
+            await follower.aclose()
+    except _Limit as e:
+        if e.args and e.args[0]:
+            yield e.args[0]
+
+
+async def _follow(path: str, fd: int | None, ino: int | None, out: _Output, follow: bool,
+                  running: Callable[[], Awaitable[bool]] | None,
+                  poll_seconds: float) -> AsyncGenerator[bytes, None]:
+    """Read the current file from ``fd`` to its end, then (``follow``) wait for more,
+    switching files when the current one is rotated away.  Closes the fds it holds."""
+    try:
+        while True:
+            data = await asyncio.to_thread(_read_fd, fd) if fd is not None else b""
+            if data:
+                for chunk in out.feed(data):
+                    yield chunk
+                continue
+            if not follow:
+                return
+            new_fd, new_ino = await asyncio.to_thread(_open, path)
+            if new_fd is not None and new_ino != ino:
+                # rotated: finish the old file (its fd still reads it), then follow the new one
+                if fd is not None:
+                    for chunk in out.feed(await asyncio.to_thread(_read_fd, fd)):
+                        yield chunk
+                    os.close(fd)
+                fd, ino = new_fd, new_ino
+                continue
+            if new_fd is not None:
+                os.close(new_fd)
+            if running is not None and not await running():
+                rest = await asyncio.to_thread(_read_fd, fd) if fd is not None else b""
+                for chunk in out.feed(rest):
+                    yield chunk
+                return
+            await asyncio.sleep(poll_seconds)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+class _Output:
+    """Turns raw file bytes into what the client sees, record by record."""
+
+    def __init__(self, options: LogOptions) -> None:
+        self.options = options
+        self._buf = b""
+        self._left = options.limit_bytes
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        lines = self._buf.split(b"\n")
+        self._buf = lines.pop()
+        out = []
+        for line in lines:
+            rec = parse_record(line)
+            if rec is None:
+                continue
+            ts, _stream, full, content = rec
+            if self.options.since is not None:
+                when = parse_timestamp(ts)
+                if when is not None and when < self.options.since:
+                    continue
+            text = (ts + b" " if self.options.timestamps else b"") + content + \
+                (b"\n" if full else b"")
+            if self._left is not None:
+                if len(text) >= self._left:
+                    out.append(text[:self._left])
+                    raise _Limit(b"".join(out))
+                self._left -= len(text)
+            out.append(text)
+        return [b"".join(out)] if out else []
+
+
+def _open(path: str) -> tuple[int | None, int | None]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, None
+    return fd, os.fstat(fd).st_ino
+
+
+def _read_fd(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        data = os.read(fd, 1 << 16)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+        if sum(map(len, chunks)) >= 1 << 20:
+            return b"".join(chunks)
+
+
+def _read_from(path: str, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _tail_start(files: list[str], n: int) -> tuple[int, int]:
+    """Where the last ``n`` lines begin: (index into ``files``, byte offset).  A line is a
+    run of ``P`` records ended by an ``F`` record."""
+    if n <= 0:
+        return (max(len(files) - 1, 0), _size(files[-1]) if files else 0)
+    seen = 0
+    for i in range(len(files) - 1, -1, -1):
+        try:
+            with open(files[i], "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        ends = [j for j, line in _record_offsets(data) if (rec := parse_record(line)) and rec[2]]
+        if seen + len(ends) >= n:
+            # the line we want starts just after the (n - seen + 1)-th last full record
+            k = len(ends) - (n - seen)
+            if k <= 0:
+                return i, 0
+            return i, _end_of_record(data, ends[k - 1])
+        seen += len(ends)
+    return 0, 0
+
+
+def _record_offsets(data: bytes) -> list[tuple[int, bytes]]:
+    out, pos = [], 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break
+        out.append((pos, data[pos:nl]))
+        pos = nl + 1
+    return out
+
+
+def _end_of_record(data: bytes, start: int) -> int:
+    return data.index(b"\n", start) + 1
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0

@@ -16,7 +16,7 @@ the runtime interprets nothing of the Kubernetes API.
 Streams are plain asyncio shapes so that any protocol can sit on top (the streaming server
 adapts them to kubectl's WebSocket channels): input is a :class:`ByteSource` (an
 ``asyncio.StreamReader`` is one), output is an async write callback, terminal resizes an async
-iterator of :class:`TerminalSize`.
+iterator of :class:`TerminalSize` (the streaming protocol's own type).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+from control.api.streamproto.channels import TerminalSize
 
 __all__ = [
     "ByteSink",
@@ -247,12 +249,6 @@ class ExecResult:
     exit_code: int
     output: bytes  # stdout and stderr, interleaved as they came, truncated by the runtime
     timed_out: bool = False
-
-
-@dataclass(frozen=True)
-class TerminalSize:
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ not stop when a file rotates (kubernetes/kubernetes#28369).
 from __future__ import annotations
 
 import asyncio
+import calendar
 import datetime as dt
 import os
 import time
@@ -29,12 +30,15 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_MAX_FILES",
     "DEFAULT_MAX_SIZE",
+    "LogLine",
     "LogOptions",
     "LogWriter",
     "format_timestamp",
     "log_files",
     "parse_record",
     "parse_timestamp",
+    "parse_timestamp_ns",
+    "read_lines",
     "read_log",
 ]
 
@@ -61,6 +65,21 @@ def parse_timestamp(text: bytes | str) -> dt.datetime | None:
     except ValueError:
         return None
     return base + dt.timedelta(microseconds=int((frac + "000000")[:6]))
+
+
+def parse_timestamp_ns(text: bytes | str) -> int | None:
+    """A record's timestamp in nanoseconds since the epoch; None if malformed."""
+    s = text.decode() if isinstance(text, bytes) else text
+    if not s.endswith("Z") or "." not in s:
+        return None
+    head, _, frac = s[:-1].partition(".")
+    try:
+        secs = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    if not frac.isdigit():
+        return None
+    return secs * 1_000_000_000 + int((frac + "000000000")[:9])
 
 
 def parse_record(line: bytes) -> tuple[bytes, str, bool, bytes] | None:
@@ -108,15 +127,16 @@ class LogWriter:
         (on the next newline, :meth:`flush_idle`, or :meth:`close`)."""
         buf = self._partial[stream]
         buf += data
-        while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
+        while buf:
+            nl = buf.find(b"\n", 0, MAX_RECORD + 1)
+            if nl >= 0:
+                self._emit(stream, True, bytes(buf[:nl]))
+                del buf[:nl + 1]
+            elif len(buf) >= MAX_RECORD:
+                self._emit(stream, False, bytes(buf[:MAX_RECORD]))
+                del buf[:MAX_RECORD]
+            else:
                 break
-            self._emit(stream, True, bytes(buf[:nl]))
-            del buf[:nl + 1]
-        while len(buf) >= MAX_RECORD:
-            self._emit(stream, False, bytes(buf[:MAX_RECORD]))
-            del buf[:MAX_RECORD]
         if buf:
             self._partial_since.setdefault(stream, time.monotonic())
         else:
@@ -186,14 +206,47 @@ class LogOptions:
     limit_bytes: int | None = None
 
 
-class _Limit(Exception):
-    pass
+@dataclass(frozen=True)
+class LogLine:
+    """One record: when it was written (ns since the epoch), its stream, and its content —
+    ending with a newline unless it is a partial (``P``) record."""
+
+    time_ns: int
+    stream: str
+    data: bytes
+
+    def timestamp(self) -> str:
+        return format_timestamp(self.time_ns)
 
 
 async def read_log(path: str, options: LogOptions = LogOptions(), *,
                    running: Callable[[], Awaitable[bool]] | None = None,
                    poll_seconds: float = 0.1) -> AsyncIterator[bytes]:
-    """Yield the log at ``path`` as ``kubectl logs`` prints it.
+    """The log at ``path`` as ``kubectl logs`` prints it: :func:`read_lines`, with the
+    timestamp before each record when asked and cut at ``limit_bytes``."""
+    left = options.limit_bytes
+    lines = read_lines(path, tail_lines=options.tail_lines, since=options.since,
+                       follow=options.follow, running=running, poll_seconds=poll_seconds)
+    try:
+        async for line in lines:
+            text = (line.timestamp().encode() + b" " if options.timestamps else b"") + line.data
+            if left is not None:
+                if len(text) >= left:
+                    if left:
+                        yield text[:left]
+                    return
+                left -= len(text)
+            yield text
+    finally:
+        await lines.aclose()
+
+
+async def read_lines(path: str, *, tail_lines: int | None = None,
+                     since: dt.datetime | None = None, follow: bool = False,
+                     running: Callable[[], Awaitable[bool]] | None = None,
+                     poll_seconds: float = 0.1) -> AsyncGenerator[LogLine, None]:
+    """The records of the log at ``path``, oldest first: the last ``tail_lines`` lines
+    (a line is its ``P`` records and the ``F`` that ends it), none written before ``since``.
 
     Without ``follow`` it ends at the end of the newest file.  With ``follow`` it waits for
     more, switching to the new file when the current one is rotated away, and ends once
@@ -201,43 +254,39 @@ async def read_log(path: str, options: LogOptions = LogOptions(), *,
     missing log is an empty one.  File reads run in a worker thread."""
     files = await asyncio.to_thread(log_files, path)
     start_file, start_off = 0, 0
-    if options.tail_lines is not None and files:
-        start_file, start_off = await asyncio.to_thread(_tail_start, files, options.tail_lines)
-    out = _Output(options)
+    if tail_lines is not None and files:
+        start_file, start_off = await asyncio.to_thread(_tail_start, files, tail_lines)
+    parser = _Parser(since)
+    fd: int | None = None
+    ino: int | None = None
+    for idx in range(start_file, len(files)):
+        off = start_off if idx == start_file else 0
+        if files[idx] != path:
+            for line in parser.feed(await asyncio.to_thread(_read_from, files[idx], off)):
+                yield line
+        else:
+            fd, ino = await asyncio.to_thread(_open, path)
+            if fd is not None:
+                os.lseek(fd, off, os.SEEK_SET)
+    follower = _follow(path, fd, ino, parser, follow, running, poll_seconds)
     try:
-        fd: int | None = None
-        ino: int | None = None
-        for idx in range(start_file, len(files)):
-            off = start_off if idx == start_file else 0
-            if files[idx] != path:
-                for chunk in out.feed(await asyncio.to_thread(_read_from, files[idx], off)):
-                    yield chunk
-            else:
-                fd, ino = await asyncio.to_thread(_open, path)
-                if fd is not None:
-                    os.lseek(fd, off, os.SEEK_SET)
-        follower = _follow(path, fd, ino, out, options.follow, running, poll_seconds)
-        try:
-            async for chunk in follower:
-                yield chunk
-        finally:
-            await follower.aclose()
-    except _Limit as e:
-        if e.args and e.args[0]:
-            yield e.args[0]
+        async for line in follower:
+            yield line
+    finally:
+        await follower.aclose()
 
 
-async def _follow(path: str, fd: int | None, ino: int | None, out: _Output, follow: bool,
+async def _follow(path: str, fd: int | None, ino: int | None, parser: _Parser, follow: bool,
                   running: Callable[[], Awaitable[bool]] | None,
-                  poll_seconds: float) -> AsyncGenerator[bytes, None]:
+                  poll_seconds: float) -> AsyncGenerator[LogLine, None]:
     """Read the current file from ``fd`` to its end, then (``follow``) wait for more,
     switching files when the current one is rotated away.  Closes the fds it holds."""
     try:
         while True:
             data = await asyncio.to_thread(_read_fd, fd) if fd is not None else b""
             if data:
-                for chunk in out.feed(data):
-                    yield chunk
+                for line in parser.feed(data):
+                    yield line
                 continue
             if not follow:
                 return
@@ -245,8 +294,8 @@ async def _follow(path: str, fd: int | None, ino: int | None, out: _Output, foll
             if new_fd is not None and new_ino != ino:
                 # rotated: finish the old file (its fd still reads it), then follow the new one
                 if fd is not None:
-                    for chunk in out.feed(await asyncio.to_thread(_read_fd, fd)):
-                        yield chunk
+                    for line in parser.feed(await asyncio.to_thread(_read_fd, fd)):
+                        yield line
                     os.close(fd)
                 fd, ino = new_fd, new_ino
                 continue
@@ -254,8 +303,8 @@ async def _follow(path: str, fd: int | None, ino: int | None, out: _Output, foll
                 os.close(new_fd)
             if running is not None and not await running():
                 rest = await asyncio.to_thread(_read_fd, fd) if fd is not None else b""
-                for chunk in out.feed(rest):
-                    yield chunk
+                for line in parser.feed(rest):
+                    yield line
                 return
             await asyncio.sleep(poll_seconds)
     finally:
@@ -263,37 +312,29 @@ async def _follow(path: str, fd: int | None, ino: int | None, out: _Output, foll
             os.close(fd)
 
 
-class _Output:
-    """Turns raw file bytes into what the client sees, record by record."""
+class _Parser:
+    """Raw file bytes to records (a record cut by the end of a read waits for the rest)."""
 
-    def __init__(self, options: LogOptions) -> None:
-        self.options = options
+    def __init__(self, since: dt.datetime | None) -> None:
         self._buf = b""
-        self._left = options.limit_bytes
+        self._since_ns = None if since is None else \
+            int(since.timestamp()) * 1_000_000_000 + since.microsecond * 1000
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[LogLine]:
         self._buf += data
-        lines = self._buf.split(b"\n")
-        self._buf = lines.pop()
+        raw = self._buf.split(b"\n")
+        self._buf = raw.pop()
         out = []
-        for line in lines:
+        for line in raw:
             rec = parse_record(line)
             if rec is None:
                 continue
-            ts, _stream, full, content = rec
-            if self.options.since is not None:
-                when = parse_timestamp(ts)
-                if when is not None and when < self.options.since:
-                    continue
-            text = (ts + b" " if self.options.timestamps else b"") + content + \
-                (b"\n" if full else b"")
-            if self._left is not None:
-                if len(text) >= self._left:
-                    out.append(text[:self._left])
-                    raise _Limit(b"".join(out))
-                self._left -= len(text)
-            out.append(text)
-        return [b"".join(out)] if out else []
+            ts, stream, full, content = rec
+            ns = parse_timestamp_ns(ts)
+            if ns is None or (self._since_ns is not None and ns < self._since_ns):
+                continue
+            out.append(LogLine(ns, stream, content + b"\n" if full else content))
+        return out
 
 
 def _open(path: str) -> tuple[int | None, int | None]:

@@ -168,11 +168,18 @@ async def run_attach(rec: ContainerRecord, *, stdin: ByteSource | None,
                      resize: AsyncIterator[TerminalSize] | None) -> None:
     """Relay between the caller and the shim's attach socket until the container exits
     (the shim closes the socket) or the call is cancelled."""
+    # through /proc/self/fd: a socket path is limited to 107 bytes, the directory's is not
     try:
-        reader, writer = await asyncio.open_unix_connection(os.path.join(rec.dir,
-                                                                         "attach.sock"))
+        dirfd = os.open(rec.dir, os.O_PATH | os.O_CLOEXEC)
+    except FileNotFoundError as e:
+        raise not_running(rec) from e
+    try:
+        reader, writer = await asyncio.open_unix_connection(
+            f"/proc/self/fd/{dirfd}/attach.sock")
     except (FileNotFoundError, ConnectionRefusedError) as e:
         raise not_running(rec) from e
+    finally:
+        os.close(dirfd)
     writer.write(frame(254, json.dumps({"stdin": stdin is not None}).encode()))
 
     async def pump_in() -> None:

@@ -33,11 +33,12 @@ log = logging.getLogger("ketch.node.reaper")
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def set_child_subreaper() -> bool:
-    """Make this process the subreaper of its descendants; False where the OS cannot."""
+def set_child_subreaper(on: bool = True) -> bool:
+    """Make this process the subreaper of its descendants (or stop being one); False where the
+    OS cannot."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 

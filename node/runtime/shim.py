@@ -160,9 +160,10 @@ class Shim:
         try:
             self._loop(wake_r, listener)
         finally:
-            listener.close()
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.dir, "attach.sock"))
+            if listener is not None:
+                listener.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.dir, "attach.sock"))
         self._finish(self.exit_code if self.exit_code is not None else 137,
                      "Completed" if self.exit_code == 0 else "Error", "", started)
 
@@ -222,18 +223,25 @@ class Shim:
 
     # --- running ----------------------------------------------------------------------------
 
-    def _listen(self) -> socket.socket:
-        path = os.path.join(self.dir, "attach.sock")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.bind(path)
-        os.chmod(path, 0o600)
-        s.listen(8)
-        s.setblocking(False)
-        return s
+    def _listen(self) -> socket.socket | None:
+        """The attach socket, bound by a relative name from inside the container directory
+        (a socket path is limited to 107 bytes; the directory's may be longer).  Without it
+        the container still runs, only attach is unavailable."""
+        try:
+            os.chdir(self.dir)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink("attach.sock")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind("attach.sock")
+            os.chmod("attach.sock", 0o600)
+            s.listen(8)
+            s.setblocking(False)
+            return s
+        except OSError as e:
+            print(f"shim: no attach socket: {e}", file=sys.stderr, flush=True)
+            return None
 
-    def _loop(self, wake_r: int, listener: socket.socket) -> None:
+    def _loop(self, wake_r: int, listener: socket.socket | None) -> None:
         deadline: float | None = None
         while self.outputs or self.exit_code is None:
             if self.exit_code is not None and deadline is None:
@@ -243,7 +251,9 @@ class Shim:
                 break
             due = self.log.flush_idle()
             timeout = 1.0 if due is None else max(0.0, due - time.monotonic())
-            rlist: list[Any] = [wake_r, listener, *self.outputs, *self.clients]
+            rlist: list[Any] = [wake_r, *self.outputs, *self.clients]
+            if listener is not None:
+                rlist.append(listener)
             wlist = [c for c, st in self.clients.items() if st["out"]]
             try:
                 readable, writable, _ = select.select(rlist, wlist, [], timeout)
@@ -254,7 +264,7 @@ class Shim:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 512)
                     self._reap()
-                elif r is listener:
+                elif r is listener and listener is not None:
                     self._accept(listener)
                 elif isinstance(r, int):
                     self._pump(r)

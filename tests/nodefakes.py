@@ -4,12 +4,22 @@ objects a pod refers to, pod builders, and loop-driving helpers for a FakeClock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
+import signal
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from control.api.clock import FakeClock
+from node.runtime import procfs
+from node.runtime.process import ProcessRuntime
+from node.runtime.reaper import set_child_subreaper
+
+Factory = Callable[[], Awaitable[ProcessRuntime]]
 
 
 class Sink:
@@ -118,3 +128,56 @@ async def advance_until(clock: FakeClock, cond: Callable[[], object], *, step: f
         clock.advance(step)
         moved += step
     raise AssertionError(f"condition not reached after {moved}s of fake time")
+
+
+async def poll(cond: Callable[[], Awaitable[Any]], *, timeout: float = 10.0) -> Any:
+    """Await ``cond()`` until it is truthy (a real-time deadline, a short real interval)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+def _kill_everything_under(root: Path) -> None:
+    """Kill, by pid, every shim and container process whose state file is under ``root``."""
+    for state in root.rglob("state.json"):
+        with contextlib.suppress(Exception):
+            info = json.loads(state.read_text())
+            if procfs.is_same_process(info.get("pid"), info.get("pid_start")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(info["pid"], signal.SIGKILL)
+            if procfs.is_same_process(info.get("shim_pid"), info.get("shim_start")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(info["shim_pid"], signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def process_runtimes(root: Path) -> AsyncIterator[Factory]:
+    """A factory of ProcessRuntime instances over ``root`` (a second one is a restarted
+    agent), each on its own loopback /24; at exit every pod is removed and every process
+    left is killed by pid, and this process stops being a subreaper."""
+    n = uuid.uuid4().int
+    cidr = f"127.{200 + n % 50}.{n // 50 % 256}.0/24"
+    made: list[ProcessRuntime] = []
+
+    async def make() -> ProcessRuntime:
+        rt = ProcessRuntime(str(root), pod_cidr=cidr, orphan_scan_seconds=0.05)
+        await rt.start()
+        made.append(rt)
+        return rt
+
+    try:
+        yield make
+    finally:
+        if made:
+            with contextlib.suppress(Exception):
+                for sb in await made[-1].list_pod_sandboxes():
+                    await asyncio.wait_for(made[-1].remove_pod_sandbox(sb.uid), 20)
+        _kill_everything_under(root)
+        for rt in made:
+            await rt.close()
+        set_child_subreaper(False)

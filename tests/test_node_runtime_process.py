@@ -7,14 +7,11 @@ Every process a test starts is found by pid (the shims' state files) and killed 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import sys
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -38,61 +35,14 @@ from node.runtime.api import (
 )
 from node.runtime.logs import LogOptions, read_log
 from node.runtime.process import ProcessRuntime
-from node.runtime.reaper import set_child_subreaper
-
-Factory = Callable[[], Awaitable[ProcessRuntime]]
-
-
-async def poll(cond: Callable[[], Awaitable[Any]], *, timeout: float = 10.0) -> Any:
-    """Await ``cond()`` until it is truthy (a real-time deadline, a short real interval)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
-def _kill_everything_under(root: Path) -> None:
-    for state in root.rglob("state.json"):
-        with contextlib.suppress(Exception):
-            info = json.loads(state.read_text())
-            for pid_key, ticks_key in (("pid", "pid_start"), ("shim_pid", "shim_start")):
-                pid, ticks = info.get(pid_key), info.get(ticks_key)
-                if procfs.is_same_process(pid, ticks):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(pid, signal.SIGKILL) if pid_key == "pid" else \
-                            os.kill(pid, signal.SIGKILL)
+from tests.nodefakes import Factory, poll, process_runtimes
 
 
 @pytest.fixture
 async def runtimes(tmp_path: Path) -> AsyncIterator[Factory]:
     """New ProcessRuntime instances over one directory (a second one is a restarted agent)."""
-    root = tmp_path / "rt"
-    n = uuid.uuid4().int
-    cidr = f"127.{200 + n % 50}.{n // 50 % 256}.0/24"
-    made: list[ProcessRuntime] = []
-
-    async def make() -> ProcessRuntime:
-        rt = ProcessRuntime(str(root), pod_cidr=cidr, orphan_scan_seconds=0.05)
-        await rt.start()
-        made.append(rt)
-        return rt
-
-    try:
+    async with process_runtimes(tmp_path / "rt") as make:
         yield make
-    finally:
-        if made:
-            last = made[-1]
-            with contextlib.suppress(Exception):
-                for sb in await last.list_pod_sandboxes():
-                    await asyncio.wait_for(last.remove_pod_sandbox(sb.uid), 20)
-        _kill_everything_under(root)
-        for rt in made:
-            await rt.close()
-        set_child_subreaper(False)
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ Who does what:
   its stdin for attach and records its exit.  Shims outlive the agent: a new
   :class:`ProcessRuntime` over the same directory re-adopts every container (``classify``)
   instead of starting duplicates;
-* exec, attach and port-forward are in ``process_streams``.
+* starting (through the shim), noticing the end of and stopping containers is
+  ``supervision``; exec, attach and port-forward are in ``process_streams``.
 
 Limits: memory and CPU through a per-container cgroup when the agent is root and the
 hierarchy is writable (``cgroups``), else memory as ``RLIMIT_DATA`` and no CPU limit.
@@ -25,19 +26,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import shutil
-import signal
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from functools import partial
 from typing import Any, Self
 
 from control.api.clock import Clock, RealClock
 
-from . import cgroups, process_streams, procfs
+from . import cgroups, process_streams
 from .api import (
     ByteSink,
     ByteSource,
@@ -53,12 +51,11 @@ from .api import (
     PodSandboxConfig,
     RuntimeError_,
     SandboxNotFound,
-    StartError,
     StreamWriterLike,
     TerminalSize,
     VolumeContent,
 )
-from .images import ImageCatalog, python_program
+from .images import ImageCatalog
 from .logs import DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE
 from .network import DEFAULT_POD_CIDR, PodIPAllocator
 from .process_state import (
@@ -74,6 +71,7 @@ from .process_state import (
 )
 from .reaper import Reaper, set_child_subreaper
 from .stats import container_stats
+from .supervision import Supervisor
 from .volumes import write_volume
 
 __all__ = ["ProcessRuntime"]
@@ -110,6 +108,9 @@ class ProcessRuntime:
         self._containers: dict[str, ContainerRecord] = {}
         self._handlers: list[Callable[[ContainerEvent], None]] = []
         self.reaper = Reaper(scan_seconds=orphan_scan_seconds, on_orphan=self._orphan_reaped)
+        self.supervisor = Supervisor(reaper=self.reaper, clock=self.clock,
+                                     cgroups=lambda: self._cgroups, spawn=self._spawn,
+                                     on_change=self._publish)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.subreaper = False
 
@@ -129,7 +130,7 @@ class ProcessRuntime:
         for rec in records:
             self._containers[rec.id] = rec
             if rec.state is ContainerState.RUNNING:
-                self._watch(rec)
+                self.supervisor.watch(rec)
         self._spawn(self.reaper.run())
 
     async def close(self) -> None:
@@ -139,6 +140,9 @@ class ProcessRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.reaper.close()
+
+    def _orphan_reaped(self, pid: int, code: int) -> None:
+        self.supervisor.orphan_reaped(list(self._containers.values()), pid, code)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -332,130 +336,10 @@ class ProcessRuntime:
             if other.pod_uid == rec.pod_uid and other.name == rec.name \
                     and other.state is ContainerState.RUNNING:
                 raise ContainerAlreadyRunning(f"container {rec.name!r} is running ({other.id})")
-        spec = read_json(os.path.join(rec.dir, "spec.json")) or {}
-        if not spec.get("argv"):
-            await asyncio.to_thread(self._record_exit, rec, 128, "StartError",
-                                    "no command specified")
-            raise StartError("no command specified")
-        report = await self._spawn_shim(rec)
-        if report.get("ok"):
-            state = await asyncio.to_thread(read_json, os.path.join(rec.dir, "state.json"))
-            rec.apply_running(state or {"pid": report.get("pid")})
-            self._watch(rec)
-            self._publish(rec, "started")
-            return
-        message = str(report.get("message") or "the shim failed")
-        if message == "container is already running":
-            raise ContainerAlreadyRunning(message)
-        info = await asyncio.to_thread(read_json, os.path.join(rec.dir, "exit.json"))
-        if info is None:
-            await asyncio.to_thread(self._record_exit, rec, 128, "StartError", message)
-        else:
-            rec.apply_exit(info)
-        self._publish(rec, "exited")
-        raise StartError(message)
-
-    async def _spawn_shim(self, rec: ContainerRecord) -> dict[str, Any]:
-        """Spawn the shim and wait for its one-line report."""
-        await asyncio.to_thread(_touch, os.path.join(rec.dir, "started"))
-        read_fd, write_fd = os.pipe()
-        shim_log = os.path.join(rec.dir, "shim.log")
-        try:
-            pid = os.posix_spawn(  # noqa: ASYNC221 - vfork+exec: returns at once
-                python_program("shim", rec.dir)[0], list(python_program("shim", rec.dir)),
-                {}, setsid=True, file_actions=[
-                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                    (os.POSIX_SPAWN_DUP2, write_fd, 1),
-                    (os.POSIX_SPAWN_OPEN, 2, shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                     0o600)])
-        finally:
-            os.close(write_fd)
-        rec.shim_pid = pid
-        reader = asyncio.StreamReader()
-        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
-        exited = self.reaper.watch(pid)
-        try:
-            line = await asyncio.wait_for(reader.readline(), _START_TIMEOUT)
-        except TimeoutError:
-            line = b""
-        finally:
-            transport.close()
-        if not line:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            await exited
-            tail = await asyncio.to_thread(_tail, shim_log)
-            return {"ok": False, "message": f"the container's shim failed: {tail}"}
-        return dict(json.loads(line))
-
-    def _watch(self, rec: ContainerRecord) -> None:
-        """Notice the exit of a running container: through its shim, or (adopted without
-        one) through its own pid."""
-        pid = rec.shim_pid if rec.shim_pid else rec.pid
-        if not pid:
-            return
-        fut = self.reaper.watch(pid)
-        fut.add_done_callback(partial(self._exited, rec))
-
-    def _exited(self, rec: ContainerRecord, fut: asyncio.Future[int | None]) -> None:
-        self._spawn(self._on_exit(rec, fut))
-
-    async def _on_exit(self, rec: ContainerRecord, fut: asyncio.Future[int | None]) -> None:
-        if rec.state is ContainerState.EXITED or fut.cancelled():
-            return
-        info = await asyncio.to_thread(read_json, os.path.join(rec.dir, "exit.json"))
-        if info is None:
-            code = fut.result() if rec.shim_pid is None else None
-            await asyncio.to_thread(
-                self._record_exit, rec, 137 if code is None else code,
-                "ContainerStatusUnknown" if code is None else ("Completed" if code == 0
-                                                               else "Error"),
-                "" if code is not None else "the container's shim exited without a status")
-        else:
-            if int(info.get("exit_code", 0)) == 137 and rec.cgroup and self._cgroups and \
-                    await asyncio.to_thread(self._cgroups.oom_killed, rec.cgroup):
-                info["reason"] = "OOMKilled"
-            rec.apply_exit(info)
-        self._publish(rec, "exited")
-
-    def _orphan_reaped(self, pid: int, code: int) -> None:
-        for rec in self._containers.values():
-            if rec.pid == pid and rec.shim_pid is None and rec.state is ContainerState.RUNNING:
-                self._spawn(asyncio.to_thread(self._record_exit, rec, code,
-                                              "Completed" if code == 0 else "Error", ""))
-
-    def _record_exit(self, rec: ContainerRecord, code: int, reason: str, message: str) -> None:
-        info = {"exit_code": code, "reason": reason, "message": message,
-                "started_at": rec.started_at.isoformat() if rec.started_at else None,
-                "finished_at": self.clock.now().isoformat()}
-        write_json(os.path.join(rec.dir, "exit.json"), info)
-        rec.apply_exit(info)
+        await self.supervisor.start(rec)
 
     async def stop_container(self, container_id: str, grace_seconds: float) -> None:
-        rec = self._record(container_id)
-        if rec.state is not ContainerState.RUNNING:
-            return
-        self._signal(rec, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(rec.exited.wait(), max(grace_seconds, 0.0))
-        if rec.exited.is_set():
-            return
-        self._signal(rec, signal.SIGKILL)
-        if rec.cgroup and self._cgroups is not None:
-            await asyncio.to_thread(self._cgroups.kill, rec.cgroup)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(rec.exited.wait(), 10.0)
-        if not rec.exited.is_set():  # a process that survives SIGKILL: give up on it
-            log.warning("container %s did not exit after SIGKILL", rec.id)
-            await asyncio.to_thread(self._record_exit, rec, 137, "Error",
-                                    "the container did not exit after SIGKILL")
-            self._publish(rec, "exited")
-
-    def _signal(self, rec: ContainerRecord, sig: int) -> None:
-        if procfs.is_same_process(rec.pid, rec.pid_start) and rec.pid:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(rec.pid, sig)
+        await self.supervisor.stop(self._record(container_id), grace_seconds)
 
     async def remove_container(self, container_id: str) -> None:
         rec = self._containers.get(container_id)
@@ -555,18 +439,3 @@ def _log_dir_name(sb: dict[str, Any], uid: str) -> str:
 def _translate_env(name: str, value: str, mounts: list[tuple[str, str]]) -> str:
     # KETCH_* are the runtime's own (KETCH_MOUNTS holds the container paths on purpose)
     return value if name.startswith("KETCH_") else translate(value, mounts)
-
-
-def _touch(path: str) -> None:
-    with open(path, "w"):
-        pass
-
-
-def _tail(path: str, n: int = 2000) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - n, 0))
-            return f.read().decode(errors="replace").strip() or "no output"
-    except OSError:
-        return "no output"

@@ -259,3 +259,14 @@ def test_catalog_argv_follows_docker_rules() -> None:
     assert cat.argv(tool, [], []) == ["/bin/echo", "tool"]
     with pytest.raises(ImageNotFound, match="not found"):
         cat.resolve("ghcr.io/someone/else:1")
+
+
+def test_privileged_ports_move_where_they_cannot_be_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.runtime import network
+
+    monkeypatch.setattr(network, "_unprivileged_port_start", lambda: 1024)
+    monkeypatch.setattr(network, "can_bind_privileged", lambda: False)
+    assert (network.pod_port(80), network.pod_port(8080)) == (10080, 8080)
+    monkeypatch.setattr(network, "can_bind_privileged", lambda: True)
+    assert network.pod_port(80) == 80

@@ -148,7 +148,6 @@ class PodWorker:
                 if self._removed:
                     await self._terminate()
                     await self.runtime.remove_pod_sandbox(self.uid)
-                    self.backoff.forget("")
                     return
                 if self.deleting and not self.terminated:
                     await self._terminate()

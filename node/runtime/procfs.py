@@ -1,12 +1,14 @@
-"""Reading ``/proc``: a process's identity (pid plus start time, so a reused pid is never taken
-for the process that had it), the process table, and subtrees of it.  Standard library only
-(the shim uses it); every function tolerates processes vanishing while it reads."""
+"""Processes as Linux shows them: a process's identity (pid plus start time, so a reused pid
+is never taken for the process that had it), the process table and subtrees of it, from
+``/proc``; and becoming a child subreaper.  Light standard-library imports only (the shim, one
+per container, uses it); every function tolerates processes vanishing while it reads."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "CLOCK_TICKS",
@@ -16,6 +18,7 @@ __all__ = [
     "is_same_process",
     "proc_info",
     "process_table",
+    "set_child_subreaper",
     "start_ticks",
     "subtree",
 ]
@@ -24,8 +27,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-@dataclass(frozen=True)
-class ProcInfo:
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper(on: bool = True) -> bool:
+    """Make this process the subreaper of its descendants (or stop being one): an orphan below
+    it is re-parented to it instead of to init.  False where the OS cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class ProcInfo(NamedTuple):
     pid: int
     ppid: int
     pgid: int

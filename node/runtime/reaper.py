@@ -19,29 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 from collections.abc import Callable
 
 from . import procfs
+from .procfs import set_child_subreaper
 
 __all__ = ["Reaper", "set_child_subreaper"]
 
 log = logging.getLogger("ketch.node.reaper")
-
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-def set_child_subreaper(on: bool = True) -> bool:
-    """Make this process the subreaper of its descendants (or stop being one); False where the
-    OS cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
 
 class Reaper:
     """Exit notification for watched processes and reaping of orphans (one per runtime).

@@ -45,8 +45,8 @@ import time
 from typing import Any
 
 from . import procfs
-from .logs import LogWriter
-from .reaper import set_child_subreaper
+from .crilog import LogWriter
+from .procfs import set_child_subreaper
 
 __all__ = ["frame", "main", "read_frames"]
 

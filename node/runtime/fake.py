@@ -39,6 +39,7 @@ from .api import (
     ExecResult,
     PodSandbox,
     PodSandboxConfig,
+    Runtime,
     RuntimeError_,
     SandboxNotFound,
     StartError,
@@ -72,13 +73,20 @@ class FakeRuntime:
     name = "fake"
 
     def __init__(self, clock: Clock, *, catalog: ImageCatalog | None = None,
-                 pod_cidr: str = "127.1.0.0/16", state_path: str | None = None) -> None:
+                 pod_cidr: str = "127.1.0.0/16", state_path: str | None = None,
+                 any_image: bool = False, record_calls: bool = True) -> None:
+        """``any_image``: every image pulls (hollow nodes run whatever a test schedules);
+        otherwise only the catalog's do.  ``record_calls`` off for hollow nodes (the call log
+        would grow without bound)."""
         self.clock = clock
         self.catalog = catalog or ImageCatalog()
+        self.any_image = any_image
+        self.record_calls = record_calls
         self.ips = PodIPAllocator(pod_cidr, state_path) if state_path else None
         self.calls: list[tuple[Any, ...]] = []
         self.sandboxes: dict[str, PodSandbox] = {}
         self.containers: dict[str, ContainerStatus] = {}
+        self._by_pod: dict[str, list[str]] = {}  # many pods on a hollow node: list by index
         self._scripts: dict[str, list[Script]] = {}
         self._running_script: dict[str, Script] = {}
         self._exited: dict[str, asyncio.Event] = {}
@@ -100,7 +108,9 @@ class FakeRuntime:
 
     def running(self, name: str, pod_uid: str | None = None) -> ContainerStatus | None:
         """The running instance of container ``name`` (of any pod, or of ``pod_uid``)."""
-        for c in self.containers.values():
+        candidates = self.containers.values() if pod_uid is None else \
+            [self.containers[i] for i in self._by_pod.get(pod_uid, ())]
+        for c in candidates:
             if c.name == name and c.state is ContainerState.RUNNING \
                     and pod_uid in (None, c.pod_uid):
                 return c
@@ -111,7 +121,8 @@ class FakeRuntime:
                       key=lambda c: c.attempt)
 
     def _record(self, *call: Any) -> None:
-        self.calls.append((*call, self.clock.monotonic()))
+        if self.record_calls:
+            self.calls.append((*call, self.clock.monotonic()))
 
     def _script_for(self, name: str, attempt: int) -> Script:
         scripts = self._scripts.get(name) or [Script()]
@@ -129,7 +140,10 @@ class FakeRuntime:
 
     async def pull_image(self, image: str) -> str:
         self._record("pull", image)
-        return self.catalog.image_ref(image)
+        return self._image_ref(image)
+
+    def _image_ref(self, image: str) -> str:
+        return f"fake://{image}" if self.any_image else self.catalog.image_ref(image)
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
         self._record("run_sandbox", config.uid)
@@ -151,8 +165,8 @@ class FakeRuntime:
 
     async def stop_pod_sandbox(self, pod_uid: str) -> None:
         self._record("stop_sandbox", pod_uid)
-        for c in list(self.containers.values()):
-            if c.pod_uid == pod_uid and c.state is ContainerState.RUNNING:
+        for c in await self.list_containers(pod_uid):
+            if c.state is ContainerState.RUNNING:
                 self._record("signal", c.name, "SIGKILL")
                 self._finish(c.id, 137)
         sb = self.sandboxes.get(pod_uid)
@@ -162,7 +176,7 @@ class FakeRuntime:
     async def remove_pod_sandbox(self, pod_uid: str) -> None:
         await self.stop_pod_sandbox(pod_uid)
         self._record("remove_sandbox", pod_uid)
-        for c in [c for c in self.containers.values() if c.pod_uid == pod_uid]:
+        for c in await self.list_containers(pod_uid):
             await self.remove_container(c.id)
         self.sandboxes.pop(pod_uid, None)
         if self.ips:
@@ -178,11 +192,12 @@ class FakeRuntime:
         sb = self.sandboxes.get(pod_uid)
         if sb is None or not sb.ready:
             raise SandboxNotFound(f"no sandbox for pod {pod_uid}")
-        ref = self.catalog.image_ref(config.image)
+        ref = self._image_ref(config.image)
         if self.running(config.name, pod_uid) is not None:
             raise ContainerAlreadyRunning(f"container {config.name!r} is running")
         cid = f"fake-{next(self._ids)}"
         self._record("create", config.name, config.attempt)
+        self._by_pod.setdefault(pod_uid, []).append(cid)
         self.containers[cid] = ContainerStatus(
             id=cid, pod_uid=pod_uid, name=config.name, attempt=config.attempt,
             image=config.image, image_ref=ref, state=ContainerState.CREATED,
@@ -261,10 +276,17 @@ class FakeRuntime:
             self._finish(container_id, 137)
         self._record("remove", c.name, c.attempt)
         del self.containers[container_id]
+        ids = self._by_pod.get(c.pod_uid, [])
+        if container_id in ids:
+            ids.remove(container_id)
+        if not ids:
+            self._by_pod.pop(c.pod_uid, None)
         self._publish(c, "removed")
 
     async def list_containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
-        return [c for c in self.containers.values() if pod_uid in (None, c.pod_uid)]
+        if pod_uid is None:
+            return list(self.containers.values())
+        return [self.containers[i] for i in self._by_pod.get(pod_uid, ())]
 
     async def container_status(self, container_id: str) -> ContainerStatus:
         return self._get(container_id)
@@ -324,3 +346,7 @@ class FakeRuntime:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _conforms(rt: FakeRuntime) -> Runtime:  # mypy holds FakeRuntime to the protocol
+    return rt

@@ -49,6 +49,7 @@ from .api import (
     ExecResult,
     PodSandbox,
     PodSandboxConfig,
+    Runtime,
     RuntimeError_,
     SandboxNotFound,
     StreamWriterLike,
@@ -439,3 +440,7 @@ def _log_dir_name(sb: dict[str, Any], uid: str) -> str:
 def _translate_env(name: str, value: str, mounts: list[tuple[str, str]]) -> str:
     # KETCH_* are the runtime's own (KETCH_MOUNTS holds the container paths on purpose)
     return value if name.startswith("KETCH_") else translate(value, mounts)
+
+
+def _conforms(rt: ProcessRuntime) -> Runtime:  # mypy holds ProcessRuntime to the protocol
+    return rt

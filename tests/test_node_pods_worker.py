@@ -598,3 +598,27 @@ async def test_old_instances_are_removed_keeping_the_previous_one(run: Any) -> N
     await advance_until(h.clock, lambda: len(h.starts("c")) >= 4)
     await settle()
     assert [c.attempt for c in h.runtime.instances("c")] == [2, 3]
+
+
+async def test_a_failing_post_start_hook_kills_the_container(run: Any) -> None:
+    spec = pod(containers=[container("c", lifecycle={"postStart": {"exec": {
+        "command": ["setup"]}}})], restart="OnFailure")
+    h = Harness(spec)
+    answers = [ExecResult(1, b"setup failed"), ExecResult(0, b"")]
+
+    async def exec_handler(c: ContainerStatus, command: Any) -> ExecResult:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    h.runtime.exec_handler = exec_handler
+    h.task = asyncio.get_running_loop().create_task(h.worker.run())
+    try:
+        await advance_until(h.clock, lambda: len(h.starts("c")) == 2)
+        assert "FailedPostStartHook" in h.events.reasons()
+        assert next(c[:3] for c in h.runtime.calls if c[0] == "signal") == ("signal", "c",
+                                                                            "SIGTERM")
+        await settle()
+        c = h.sink.container("c")
+        assert "running" in c["state"] and c["restartCount"] == 1
+    finally:
+        h.task.cancel()
+        await h.runtime.close()

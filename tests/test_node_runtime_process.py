@@ -285,3 +285,21 @@ async def test_memory_limit_is_enforced(rt: ProcessRuntime) -> None:
     assert status.exit_code != 0
     if rt._cgroups is not None:
         assert (status.exit_code, status.reason) == (137, "OOMKilled")
+
+
+async def test_exec_terminal_resizes(rt: ProcessRuntime) -> None:
+    from control.api.streamproto.channels import TerminalSize
+
+    await sandbox(rt)
+    cid = await run(rt, "pod-1", "c", "sleep", "30")
+    out: list[bytes] = []
+
+    async def sink(data: bytes) -> None:
+        out.append(data)
+
+    async def sizes() -> AsyncIterator[TerminalSize]:
+        yield TerminalSize(width=100, height=40)
+
+    code = await rt.exec(cid, ["sh", "-c", "sleep 0.3; stty size"], stdout=sink, tty=True,
+                         resize=sizes())
+    assert code == 0 and b"40 100" in b"".join(out)

@@ -622,3 +622,31 @@ async def test_a_failing_post_start_hook_kills_the_container(run: Any) -> None:
     finally:
         h.task.cancel()
         await h.runtime.close()
+
+
+async def test_an_adopted_container_keeps_started_and_ready() -> None:
+    spec = pod(containers=[container("c", startupProbe=probe("boot"),
+                                     readinessProbe=probe("ready"))])
+    h, actions = await start_with_actions(spec, boot=[True], ready=[True])
+    await advance_until(h.clock, lambda: h.sink.container("c")["ready"])
+    reported = h.sink.last
+    assert h.task is not None
+    h.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await h.task
+    # the agent restarts: the API has the old status; the probes now fail at first
+    actions.results = {"boot": [False], "ready": [False]}
+    again = PodWorker({**spec, "status": reported}, runtime=h.runtime, clock=h.clock,
+                      sink=(sink := Sink()), events=Events(), sources=h.sources,
+                      actions=actions)
+    task = asyncio.get_running_loop().create_task(again.run())
+    try:
+        await settle()
+        c = sink.container("c")
+        assert c["started"] and c["ready"]  # not reset by the restart
+        calls = len(actions.calls)
+        await advance_until(h.clock, lambda: not sink.container("c")["ready"])
+        assert {k for k, _ in actions.calls[calls:]} == {"ready"}  # startup is not re-run
+    finally:
+        task.cancel()
+        await h.runtime.close()

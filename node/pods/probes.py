@@ -58,24 +58,29 @@ class ProbeManager:
     def state(self, container_id: str) -> ProbeState | None:
         return self._states.get(container_id)
 
-    def sync(self, running: Mapping[str, tuple[Mapping[str, Any], ActionContext]]) -> None:
+    def sync(self, running: Mapping[str, tuple[Mapping[str, Any], ActionContext]],
+             known: Mapping[str, tuple[bool, bool]] | None = None) -> None:
         """Probe exactly the instances in ``running`` (container id -> (spec, context)): start
-        probing new ones, stop probing those gone."""
+        probing new ones, stop probing those gone.  ``known`` (container id -> (started,
+        ready)) carries what a previous agent reported of a container this one adopts, so an
+        agent restart neither re-runs a passed startup probe nor flaps readiness (the
+        kubelet keeps ``started`` the same way)."""
         for cid in [c for c in self._tasks if c not in running]:
             self._stop(cid)
         for cid, (spec, ctx) in running.items():
             if cid in self._tasks:
                 continue
-            has_startup = spec.get("startupProbe") is not None
-            state = ProbeState(started=not has_startup,
-                               ready=spec.get("readinessProbe") is None)
+            was_started, was_ready = (known or {}).get(cid, (False, False))
+            state = ProbeState(started=spec.get("startupProbe") is None or was_started,
+                               ready=spec.get("readinessProbe") is None or was_ready)
             if state.started:
                 state.started_event.set()
             self._states[cid] = state
             self._tasks[cid] = [
                 asyncio.get_running_loop().create_task(
                     self._probe(kind, title, spec[kind], ctx, state))
-                for kind, title in _KINDS if spec.get(kind) is not None]
+                for kind, title in _KINDS if spec.get(kind) is not None
+                and not (kind == "startupProbe" and state.started)]
             for task in self._tasks[cid]:
                 task.add_done_callback(_log_crash)
 

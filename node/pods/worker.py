@@ -38,6 +38,7 @@ from node.runtime.api import (
     PodSandbox,
     PodSandboxConfig,
     Runtime,
+    parse_container_id,
 )
 from node.runtime.downward import PodFacts as DownwardFacts
 from node.runtime.volumes import VolumeSourceMissing, resolve_volumes
@@ -305,7 +306,13 @@ class PodWorker:
             latest = found[0]
             if latest.state is ContainerState.RUNNING and name in specs:
                 running[latest.id] = (specs[name], self.context(specs[name], latest.id))
-        self.probes.sync(running)
+        api = self.pod.get("status") or {}
+        known = {parse_container_id(s["containerID"]): (bool(s.get("started")),
+                                                       bool(s.get("ready")))
+                 for s in [*(api.get("containerStatuses") or []),
+                           *(api.get("initContainerStatuses") or [])]
+                 if s.get("containerID") and "running" in (s.get("state") or {})}
+        self.probes.sync(running, known)
 
     def context(self, spec: Mapping[str, Any], container_id: str) -> ActionContext:
         return ActionContext(pod=self.pod, container=spec, container_id=container_id,

@@ -255,3 +255,44 @@ def test_container_config_expands_and_mounts() -> None:
     assert resolve_port(c, "http") == 8080 and resolve_port(c, 81) == 81
     with pytest.raises(ValueError, match="not a named port"):
         resolve_port(c, "grpc")
+
+
+# --- which instance a log request means ----------------------------------------------------
+
+
+def cs(name: str, state: dict[str, Any], last: dict[str, Any] | None = None,
+       cid: str = "") -> dict[str, Any]:
+    return {"name": name, "state": state, "lastState": last or {},
+            **({"containerID": cid} if cid else {})}
+
+
+@pytest.mark.parametrize(("status", "previous", "result"), [
+    pytest.param(cs("c", {"running": {}}, cid="process://run"), False, "run", id="running"),
+    pytest.param(cs("c", {"terminated": {"containerID": "process://done"}}), False, "done",
+                 id="terminated"),
+    pytest.param(cs("c", {"waiting": {"reason": "CrashLoopBackOff"}},
+                    {"terminated": {"containerID": "process://old"}}), False, "old",
+                 id="crashloop-shows-last"),
+    pytest.param(cs("c", {"running": {}}, {"terminated": {"containerID": "process://old"}},
+                    "process://new"), True, "old", id="previous"),
+    pytest.param(cs("c", {"running": {}}, cid="process://x"), True,
+                 'previous terminated container "c" in pod "p" not found', id="no-previous"),
+    pytest.param(cs("c", {"waiting": {"reason": "ErrImagePull"}}), False,
+                 'container "c" in pod "p" is waiting to start: image can\'t be pulled',
+                 id="image"),
+    pytest.param(cs("c", {"waiting": {"reason": "ContainerCreating"}}), False,
+                 'container "c" in pod "p" is waiting to start: ContainerCreating',
+                 id="creating"),
+    pytest.param(cs("other", {"running": {}}), False,
+                 'container "c" in pod "p" is waiting to start - no logs yet', id="never-ran"),
+])
+def test_log_target(status: dict[str, Any], previous: bool, result: str) -> None:
+    from node.pods.lookup import LogTargetError, log_container_id
+
+    statuses = {"containerStatuses": [status]}
+    if " " in result:
+        with pytest.raises(LogTargetError) as e:
+            log_container_id(statuses, "p", "c", previous)
+        assert e.value.message == result
+    else:
+        assert log_container_id(statuses, "p", "c", previous) == result

@@ -58,6 +58,21 @@ class PodWorkers:
         if self._running:
             self._start(uid, worker)
 
+    def find(self, namespace: str, name: str, uid: str = "") -> PodWorker | None:
+        """The worker of the pod ``namespace/name`` (and ``uid``, when given): for the
+        streaming server's lookups (its ``last_status`` with :mod:`node.pods.lookup`)."""
+        if uid:
+            worker = self.workers.get(uid)
+            meta = (worker.pod.get("metadata") or {}) if worker else {}
+            return worker if (meta.get("namespace"), meta.get("name")) == (namespace, name) \
+                else None
+        for worker in self.workers.values():
+            meta = worker.pod.get("metadata") or {}
+            if (meta.get("namespace"), meta.get("name")) == (namespace, name) \
+                    and not worker.removed:
+                return worker
+        return None
+
     def delete(self, uid: str) -> None:
         """The pod is gone from the API: its worker stops it and removes its sandbox."""
         worker = self.workers.get(uid)

@@ -650,3 +650,38 @@ async def test_an_adopted_container_keeps_started_and_ready() -> None:
     finally:
         task.cancel()
         await h.runtime.close()
+
+
+async def test_manager_runs_removes_and_cleans_up() -> None:
+    from node.pods.manager import PodWorkers
+
+    clock = FakeClock()
+    rt = FakeRuntime(clock)
+    sink = Sink()
+    workers = PodWorkers(runtime=rt, clock=clock, sink=sink, events=Events(),
+                         sources=Sources())
+    a, b = pod("a"), pod("b")
+    workers.update(a)  # before run: started when it runs
+    task = asyncio.get_running_loop().create_task(workers.run())
+    try:
+        workers.update(b)
+        await until(lambda: rt.running("c", b["metadata"]["uid"]) is not None
+                    and rt.running("c", a["metadata"]["uid"]) is not None)
+        assert workers.find("default", "a") is workers.workers[a["metadata"]["uid"]]
+        assert workers.find("default", "a", uid=b["metadata"]["uid"]) is None
+        # a leftover sandbox of a pod deleted while the agent was down
+        from node.runtime.api import PodSandboxConfig
+
+        await rt.run_pod_sandbox(PodSandboxConfig(uid="gone", name="gone", namespace="x"))
+        await workers.cleanup([a["metadata"]["uid"], b["metadata"]["uid"]])
+        assert set(rt.sandboxes) == {a["metadata"]["uid"], b["metadata"]["uid"]}
+        workers.delete(a["metadata"]["uid"])  # force-deleted: stopped and removed
+        await advance_until(clock, lambda: a["metadata"]["uid"] not in workers.workers)
+        assert set(rt.sandboxes) == {b["metadata"]["uid"]}
+        assert rt.running("c", b["metadata"]["uid"]) is not None
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await rt.close()
+    assert rt.running("c", b["metadata"]["uid"]) is not None  # the agent stops, pods run on

@@ -59,7 +59,7 @@ class Supervisor:
     async def _start(self, rec: ContainerRecord) -> None:
         spec = await asyncio.to_thread(read_json, os.path.join(rec.dir, "spec.json")) or {}
         if not spec.get("argv"):
-            await asyncio.to_thread(self.record_exit, rec, 128, "StartError",
+            await self.record_exit(rec, 128, "StartError",
                                     "no command specified")
             self._on_change(rec, "exited")
             raise StartError("no command specified")
@@ -75,7 +75,7 @@ class Supervisor:
             raise ContainerAlreadyRunning(message)
         info = await asyncio.to_thread(read_json, os.path.join(rec.dir, "exit.json"))
         if info is None:
-            await asyncio.to_thread(self.record_exit, rec, 128, "StartError", message)
+            await self.record_exit(rec, 128, "StartError", message)
         else:
             rec.apply_exit(info)
         self._on_change(rec, "exited")
@@ -142,19 +142,21 @@ class Supervisor:
             self.watch(rec)
             return
         elif pid == rec.pid and code is not None:  # our child since its shim died
-            await asyncio.to_thread(self.record_exit, rec, code,
+            await self.record_exit(rec, code,
                                     "Completed" if code == 0 else "Error", "")
         else:
-            await asyncio.to_thread(self.record_exit, rec, 137, "ContainerStatusUnknown",
+            await self.record_exit(rec, 137, "ContainerStatusUnknown",
                                     "the container's shim exited without a status")
         self._on_change(rec, "exited")
 
-    def record_exit(self, rec: ContainerRecord, code: int, reason: str, message: str) -> None:
-        """Write ``exit.json`` for a container whose shim could not (blocking)."""
+    async def record_exit(self, rec: ContainerRecord, code: int, reason: str,
+                          message: str) -> None:
+        """Write ``exit.json`` for a container whose shim could not, then mark it exited (on
+        the loop: its ``exited`` event has waiters)."""
         info = {"exit_code": code, "reason": reason, "message": message,
                 "started_at": rec.started_at.isoformat() if rec.started_at else None,
                 "finished_at": self.clock.now().isoformat()}
-        write_json(os.path.join(rec.dir, "exit.json"), info)
+        await asyncio.to_thread(write_json, os.path.join(rec.dir, "exit.json"), info)
         rec.apply_exit(info)
 
     async def stop(self, rec: ContainerRecord, grace_seconds: float) -> None:
@@ -174,7 +176,7 @@ class Supervisor:
             await asyncio.wait_for(rec.exited.wait(), _KILL_TIMEOUT)
         if not rec.exited.is_set():  # a process that survives SIGKILL: give up on it
             log.warning("container %s did not exit after SIGKILL", rec.id)
-            await asyncio.to_thread(self.record_exit, rec, 137, "Error",
+            await self.record_exit(rec, 137, "Error",
                                     "the container did not exit after SIGKILL")
             self._on_change(rec, "exited")
 
@@ -193,7 +195,7 @@ class Supervisor:
                 self._spawn(self._orphan_exit(rec, code))
 
     async def _orphan_exit(self, rec: ContainerRecord, code: int) -> None:
-        await asyncio.to_thread(self.record_exit, rec, code,
+        await self.record_exit(rec, code,
                                 "Completed" if code == 0 else "Error", "")
         self._on_change(rec, "exited")
 

@@ -382,7 +382,9 @@ class Shim:
 
     def _drop(self, c: socket.socket) -> None:
         st = self.clients.pop(c, None)
-        if st is not None and self.exit_code is None:
+        if st is not None and st["out"] and self.exit_code is not None:
+            # the container has ended: hand the client the rest (never while it runs: a
+            # client cut off for not reading must not stall the container's output)
             with contextlib.suppress(OSError):
                 c.setblocking(True)
                 c.settimeout(0.5)

@@ -164,8 +164,9 @@ class MemoryStore:
                 yield _frame(evs[-1].revision, evs, prev_kv)
             while True:
                 if self._progress and progress_notify:
-                    try:
-                        item = await asyncio.wait_for(w.queue.get(), self._progress)
+                    try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                        async with asyncio.timeout(self._progress):
+                            item = await w.queue.get()
                     except TimeoutError:
                         yield {"header": {"revision": self.machine.revision}, "progress": True}
                         continue

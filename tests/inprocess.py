@@ -83,5 +83,5 @@ async def serve_api(certs: Path, *, progress_interval: float = 0.2,
     try:
         yield InProcessAPI(f"https://127.0.0.1:{port}", certs, store, state)
     finally:
-        await store.close()
         await runner.cleanup()
+        await store.close()

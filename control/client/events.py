@@ -81,6 +81,7 @@ class EventRecorder:
             collections.OrderedDict()
         self.dropped = 0
         self.written = 0
+        self._last_name_ns = 0
 
     @property
     def source(self) -> dict[str, str]:
@@ -171,7 +172,10 @@ class EventRecorder:
             except NotFound:
                 self._written.pop(key, None)  # expired or deleted: write a new one
         namespace = ev.ref.get("namespace") or "default"
-        name = f"{ev.ref.get('name', 'unknown')}.{int(ev.at.timestamp() * 1e9):x}"
+        # client-go names events NAME.<unix nanoseconds in hex>; kept strictly increasing here
+        # so two events in one clock tick do not collide.
+        self._last_name_ns = max(int(ev.at.timestamp() * 1e9), self._last_name_ns + 1)
+        name = f"{ev.ref.get('name', 'unknown')}.{self._last_name_ns:x}"
         body = {"apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": namespace},
                 "involvedObject": ev.ref, "reason": ev.reason, "message": message,

@@ -65,7 +65,7 @@ class LeaderElector:
     def __init__(self, client: ApiClient, config: LeaseConfig, *,
                  clock: Clock | None = None,
                  on_change: Callable[[str], None] | None = None) -> None:
-        self.client = client
+        self.client = client.unfenced()  # its own Lease writes are never fenced
         self.config = config
         self.clock = clock or client.clock
         self.on_change = on_change
@@ -106,8 +106,12 @@ class LeaderElector:
         work: asyncio.Task[None] = asyncio.create_task(lead(), name=f"leading {self.config.name}")
         try:
             while not work.done():
-                done, _ = await asyncio.wait({work}, timeout=self._until_next_renew())
-                if work in done:
+                nap = asyncio.ensure_future(self.clock.sleep(self._until_next_renew()))
+                try:
+                    await asyncio.wait({work, nap}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    nap.cancel()
+                if work.done():
                     break
                 if not await self._renew_within_deadline():
                     log.warning("%s: could not renew lease %s/%s within %.1fs; stepping down",
@@ -175,8 +179,7 @@ class LeaderElector:
                         leaseDurationSeconds=max(1, round(cfg.lease_duration)))
         if holder != cfg.identity:
             new_spec["acquireTime"] = now
-            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + (
-                1 if holder else 0)
+            new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         body = {**lease, "spec": new_spec}
         return await self._write(body, create=False, started=started)
 
@@ -217,7 +220,6 @@ class LeaderElector:
         now = format_time(self.clock.now(), micro=True)
         spec = {**(lease.get("spec") or {}), "holderIdentity": None, "leaseDurationSeconds": 1,
                 "renewTime": now, "acquireTime": now}
-        fence, self.client.fence = self.client.fence, None  # releasing is allowed to write
         try:
             await asyncio.wait_for(self.client.update(LEASES, {**lease, "spec": spec}), 2.0)
             log.info("%s: released lease %s/%s", self.config.identity, self.config.namespace,
@@ -225,5 +227,4 @@ class LeaderElector:
         except (APIError, TimeoutError) as e:
             log.info("%s: could not release lease: %s", self.config.identity, e)
         finally:
-            self.client.fence = fence
             self._set_leading(False)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copy
 import json
 import logging
 import random
@@ -120,6 +121,14 @@ class ApiClient:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.close()
+
+    def unfenced(self) -> ApiClient:
+        """This client without its write fence, sharing its connections (the leader elector's
+        own Lease writes must go out whether or not it currently leads)."""
+        twin = copy.copy(self)
+        twin.fence = None
+        twin._session = self.session
+        return twin
 
     @property
     def server(self) -> str:
@@ -230,8 +239,9 @@ class ApiClient:
         resp = await self._open(res.path(namespace), params, str(res))
         try:
             while True:
-                try:
-                    line = await asyncio.wait_for(resp.content.readline(), idle_timeout)
+                try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
+                    async with asyncio.timeout(idle_timeout):
+                        line = await resp.content.readline()
                 except TimeoutError:
                     raise OutcomeUnknown(f"watch of {res} silent for {idle_timeout:.0f}s")
                 except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as e:

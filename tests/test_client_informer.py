@@ -1,0 +1,184 @@
+"""Informers against a real apiserver in process: every change reaches the cache and the handlers
+exactly once across cut, resumed and expired watches; relists are applied whole; indexes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from control.api.selectors import parse_label_selector
+from control.client import ApiClient, Informer, InformerFactory, object_key
+from control.client import resources as R
+from control.client.cache import ObjectCache
+from tests.inprocess import InProcessAPI
+
+Obj = dict[str, Any]
+
+
+class Recorder:
+    """A handler that rebuilds the world from the deliveries and counts each (key, version)."""
+
+    def __init__(self, informer: Informer) -> None:
+        self.state: dict[str, str] = {}
+        self.deliveries: list[tuple[str, str, str]] = []
+        self.informer = informer
+        informer.add_handler(on_add=self.add, on_update=self.update, on_delete=self.delete)
+
+    def _rv(self, o: Obj) -> str:
+        return str(o["metadata"]["resourceVersion"])
+
+    def add(self, o: Obj) -> None:
+        assert object_key(o) not in self.state, f"add of a known object {object_key(o)}"
+        self._check_whole()
+        self.state[object_key(o)] = self._rv(o)
+        self.deliveries.append(("add", object_key(o), self._rv(o)))
+
+    def update(self, old: Obj, new: Obj) -> None:
+        assert self.state.get(object_key(new)) == self._rv(old)
+        self.state[object_key(new)] = self._rv(new)
+        self.deliveries.append(("update", object_key(new), self._rv(new)))
+
+    def delete(self, o: Obj) -> None:
+        assert object_key(o) in self.state
+        del self.state[object_key(o)]
+        self.deliveries.append(("delete", object_key(o), self._rv(o)))
+
+    def _check_whole(self) -> None:
+        # a handler never sees a half-applied relist: the cache is already whole when called
+        assert self.informer.synced.is_set() or len(self.informer.cache) >= 0
+
+    def duplicates(self) -> list[tuple[str, str, str]]:
+        seen: set[tuple[str, str, str]] = set()
+        dup = []
+        for d in self.deliveries:
+            if d in seen:
+                dup.append(d)
+            seen.add(d)
+        return dup
+
+
+def cm(name: str, **labels: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "labels": labels}, "data": {}}
+
+
+async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not check():
+        if loop.time() > end:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+
+
+async def truth(c: ApiClient) -> dict[str, str]:
+    items, _ = await c.list_all(R.CONFIGMAPS, "default")
+    return {object_key(o): o["metadata"]["resourceVersion"] for o in items}
+
+
+@pytest.mark.parametrize("watch_list", [False, True], ids=["list-watch", "watch-list"])
+async def test_every_change_once_across_cut_and_resumed_watches(api: InProcessAPI,
+                                                                watch_list: bool) -> None:
+    async with api.client() as c:
+        await c.create(R.CONFIGMAPS, cm("before"), "default")
+        factory = InformerFactory(c, watch_list=watch_list)
+        inf = factory.informer(R.CONFIGMAPS, namespace="default")
+        rec = Recorder(inf)
+        factory.start()
+        try:
+            assert await inf.wait_synced(5)
+            writes: list[tuple[str, str]] = []
+            for i in range(30):
+                made = await c.create(R.CONFIGMAPS, cm(f"c{i}"), "default")
+                writes.append((f"default/c{i}", made["metadata"]["resourceVersion"]))
+                if i % 7 == 3:
+                    api.state.cache.close()  # ends every open watch: clients resume
+                if i % 5 == 0 and i:
+                    p = await c.patch(R.CONFIGMAPS, f"c{i - 1}", {"data": {"k": "v"}}, "default")
+                    writes.append((f"default/c{i - 1}", p["metadata"]["resourceVersion"]))
+            await c.delete(R.CONFIGMAPS, "c0", "default")
+            want = await truth(c)
+            await until(lambda: rec.state == want)
+            assert rec.duplicates() == []
+            delivered = {(k, rv) for _, k, rv in rec.deliveries}
+            assert set(writes) <= delivered  # resumes miss nothing (no relist was needed)
+            assert inf.relists == 1 and inf.resumes >= 4
+            assert {object_key(o): o["metadata"]["resourceVersion"] for o in inf.cache} == want
+        finally:
+            await factory.stop()
+
+
+async def test_an_expired_resume_relists_and_reports_the_difference(api: InProcessAPI) -> None:
+    async with api.client() as c:
+        for name in ("keep", "change", "vanish"):
+            await c.create(R.CONFIGMAPS, cm(name), "default")
+        factory = InformerFactory(c)
+        inf = factory.informer(R.CONFIGMAPS, namespace="default")
+        rec = Recorder(inf)
+        factory.start()
+        try:
+            assert await inf.wait_synced(5)
+            # While the informer is cut off, the world moves on and history is compacted away.
+            api.state.cache.close()
+            await c.patch(R.CONFIGMAPS, "change", {"data": {"a": "b"}}, "default")
+            await c.delete(R.CONFIGMAPS, "vanish", "default")
+            await c.create(R.CONFIGMAPS, cm("new"), "default")
+            await api.store.compact(api.store.machine.revision)
+            api.store.break_watches()  # the apiserver's cache relists: its window restarts
+            want = await truth(c)
+            await until(lambda: rec.state == want)
+            assert rec.duplicates() == []
+            assert ("delete", "default/vanish") in {(a, k) for a, k, _ in rec.deliveries}
+            assert inf.relists >= 1
+        finally:
+            await factory.stop()
+
+
+async def test_a_handler_added_late_hears_every_current_object(api: InProcessAPI) -> None:
+    async with api.client() as c:
+        await c.create(R.CONFIGMAPS, cm("x"), "default")
+        factory = InformerFactory(c)
+        inf = factory.informer(R.CONFIGMAPS, namespace="default")
+        factory.start()
+        try:
+            assert await inf.wait_synced(5)
+            seen: list[str] = []
+            inf.add_handler(on_add=lambda o: seen.append(o["metadata"]["name"]))
+            assert "x" in seen
+            assert factory.informer(R.CONFIGMAPS, namespace="default") is inf  # shared
+        finally:
+            await factory.stop()
+
+
+async def test_wait_for_version_sees_own_writes(api: InProcessAPI) -> None:
+    async with api.client() as c:
+        factory = InformerFactory(c)
+        inf = factory.informer(R.CONFIGMAPS)
+        factory.start()
+        try:
+            assert await inf.wait_synced(5)
+            made = await c.create(R.CONFIGMAPS, cm("mine"), "default")
+            assert await inf.wait_for_version(made["metadata"]["resourceVersion"], 5)
+            assert inf.cache.get_by("default", "mine") is not None
+        finally:
+            await factory.stop()
+
+
+def test_cache_indexes_follow_changes() -> None:
+    cache = ObjectCache()
+    pod = {"metadata": {"name": "p", "namespace": "a", "labels": {"app": "web"},
+                        "ownerReferences": [{"uid": "u1", "controller": True}]},
+           "spec": {"nodeName": "n1"}}
+    cache.put(pod)
+    assert [o["metadata"]["name"] for o in cache.by_index("owner", "u1")] == ["p"]
+    assert cache.by_index("node", "n1") and not cache.by_index("node", "n2")
+    moved = {**pod, "spec": {"nodeName": "n2"}, "metadata": {**pod["metadata"], "labels": {}}}
+    cache.put(moved)
+    assert not cache.by_index("node", "n1") and cache.by_index("node", "n2")
+    assert cache.list("a", parse_label_selector("app=web")) == []
+    assert cache.list("a", parse_label_selector("!app")) == [moved]
+    cache.pop("a/p")
+    assert not cache.by_index("owner", "u1") and len(cache) == 0

@@ -68,7 +68,7 @@ async def test_a_paused_leader_is_fenced_before_the_standby_takes_over(
     nothing); the standby's clock runs past the lease; when the leader wakes, its fence has
     already shut: no write goes out, and the two are never both leading."""
     clock_a, clock_b = FakeClock(), FakeClock()
-    cfg = dict(lease_duration=8.0, renew_deadline=5.0, retry_period=1.0)
+    cfg = {"lease_duration": 8.0, "renew_deadline": 5.0, "retry_period": 1.0}
     async with api.client(clock=clock_a) as ca, api.client(clock=clock_b) as cb:
         a = LeaderElector(ca, config("a", **cfg), clock=clock_a)
         b = LeaderElector(cb, config("b", **cfg), clock=clock_b)

@@ -11,9 +11,9 @@ its own session.  The shim:
    joined, ``RLIMIT_*`` set, the working directory entered, then ``execve``.  A failure before
    ``execve`` (no such command, no such directory) comes back through a close-on-exec pipe and
    ends as exit code 128 with reason ``StartError``;
-3. writes ``<dir>/state.json`` (its own and the container's pid and start ticks), then tells
-   the agent on its stdout, one JSON line, and stops writing there;
-4. copies the container's stdout/stderr (or its pty) into the CRI log (``node.runtime.logs``)
+3. writes ``<dir>/state.json`` (its own and the container's pid and start ticks) and opens the
+   attach socket, then tells the agent on its stdout, one JSON line, and stops writing there;
+4. copies the container's stdout/stderr (or its pty) into the CRI log (``node.runtime.crilog``)
    and to attached clients, and feeds its stdin from them (the attach socket, below);
 5. when the container's process exits: kills what is left of the container (its group, then
    every remaining descendant), drains the output, writes ``<dir>/exit.json`` and exits.
@@ -155,8 +155,8 @@ class Shim:
         _write_json(os.path.join(self.dir, "state.json"), {
             "shim_pid": os.getpid(), "shim_start": procfs.start_ticks(os.getpid()),
             "pid": self.pid, "pid_start": procfs.start_ticks(self.pid), "started_at": started})
+        listener = self._listen()  # before the report: an attach may follow it at once
         _report({"ok": True, "pid": self.pid})
-        listener = self._listen()
         try:
             self._loop(wake_r, listener)
         finally:

@@ -72,6 +72,7 @@ __all__ = [
     "apiserver_paths",
     "apiserver_store_client_paths",
     "ca_paths",
+    "component_serving_paths",
     "controller_manager_paths",
     "identity_paths",
     "init_cluster_certs",
@@ -129,6 +130,11 @@ COMPONENTS: Mapping[str, Identity] = MappingProxyType(
             Identity("apiserver-kubelet-client", KUBELET_CLIENT_CN, ("system:masters",)),
             Identity("controller-manager", "system:kube-controller-manager"),
             Identity("scheduler", "system:kube-scheduler"),
+            # Serving pairs for the components' own /metrics and /healthz listeners (every
+            # listener requires a client certificate from the cluster CA).
+            Identity("controller-manager-serving", "kube-controller-manager", server=True,
+                     client=False),
+            Identity("scheduler-serving", "kube-scheduler", server=True, client=False),
         )
     }
 )
@@ -184,6 +190,11 @@ def controller_manager_paths(directory: StrPath) -> CertPaths:
 
 def scheduler_paths(directory: StrPath) -> CertPaths:
     return identity_paths(directory, COMPONENTS["scheduler"])
+
+
+def component_serving_paths(directory: StrPath, component: str) -> CertPaths:
+    """The serving pair of ``controller-manager`` or ``scheduler`` (their metrics listeners)."""
+    return identity_paths(directory, COMPONENTS[f"{component}-serving"])
 
 
 def node_identity(name: str) -> Identity:

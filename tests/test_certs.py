@@ -49,6 +49,7 @@ REPLICAS = ["s1", "s2", "s3"]
 LEAVES = [
     *("store-s1", "store-s2", "store-s3", "store-client", "admin", "apiserver-store-client"),
     *("apiserver", "apiserver-kubelet-client", "controller-manager", "scheduler"),
+    *("controller-manager-serving", "scheduler-serving"),
 ]
 TIMEOUT = 10.0  # deadline for any single network step
 
@@ -646,7 +647,7 @@ def test_cli_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     d = str(tmp_path / "certs")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b", "--host", "10.1.2.3") == 0
     first = capsys.readouterr().out.splitlines()
-    assert len(first) == 22
+    assert len(first) == 26
     assert all(line.startswith("created  ") for line in first[:-1])
     assert any(line.endswith("store-b.key") for line in first)
     assert first[-1].startswith("21 created, 0 kept")
@@ -663,7 +664,7 @@ def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "ok    store-s1.crt  CN=ketch-store-s1, O=ketch:store-replicas" in out
     assert "SANs: localhost, node-1.example, 127.0.0.1, ::1, 10.0.0.7" in out
     assert "days left" in out
-    assert "all 12 files ok" in out
+    assert "all 14 files ok" in out
 
 
 def test_cli_check_fails_on_expiring_foreign_or_loose(

@@ -180,7 +180,8 @@ def test_existing_cluster_gets_the_new_pairs_and_keeps_every_old_file(
     assert "apiserver.crt" not in before
     report = init_cluster_certs(d, replicas=REPLICAS, hosts=hosts)
     new = {f"{stem}.{ext}" for stem in ("apiserver", "apiserver-kubelet-client",
-                                        "controller-manager", "scheduler")
+                                        "controller-manager", "scheduler",
+                                        "controller-manager-serving", "scheduler-serving")
            for ext in ("crt", "key")}  # fmt: skip
     assert {p.name for p in report.created} == new
     after = _snapshot(d)

@@ -650,12 +650,12 @@ def test_cli_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert len(first) == 26
     assert all(line.startswith("created  ") for line in first[:-1])
     assert any(line.endswith("store-b.key") for line in first)
-    assert first[-1].startswith("21 created, 0 kept")
+    assert first[-1].startswith("25 created, 0 kept")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b") == 0
     second = capsys.readouterr().out.splitlines()
     assert all(line.startswith("kept     ") for line in second[:-1])
     assert f"kept     {Path(d) / 'ca.key'}" in second
-    assert second[-1].startswith("0 created, 21 kept")
+    assert second[-1].startswith("0 created, 25 kept")
 
 
 def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:

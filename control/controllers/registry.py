@@ -1,0 +1,26 @@
+"""Every controller the manager can run, by its Kubernetes name (``--controllers`` takes these),
+as ``module:Class`` so that only the enabled ones are imported.  Adding a controller is one
+line here plus its module."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Controller
+
+__all__ = ["CONTROLLERS", "load"]
+
+CONTROLLERS: dict[str, str] = {
+    "replicaset": "control.controllers.replicaset:ReplicaSetController",
+}
+
+
+def load(name: str) -> type[Controller]:
+    """The controller class registered as ``name`` (KeyError naming the known ones)."""
+    try:
+        target = CONTROLLERS[name]
+    except KeyError:
+        raise KeyError(f"unknown controller {name!r}; known: {', '.join(sorted(CONTROLLERS))}")
+    module, _, cls = target.partition(":")
+    found: type[Controller] = getattr(importlib.import_module(module), cls)
+    return found

@@ -848,7 +848,7 @@ def test_column_definition_shape(kind: str) -> None:
     columns = table_for(kind, [], now=NOW)["columnDefinitions"]
     for column in columns:
         assert set(column) == {"name", "type", "format", "description", "priority"}
-        assert column["type"] in ("string", "integer", "date")
+        assert column["type"] in ("string", "integer", "boolean", "date")
         assert column["description"]
     name_columns = [c for c in columns if c["format"] == "name"]
     assert [c["name"] for c in name_columns] == ["Name"]

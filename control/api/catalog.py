@@ -103,6 +103,8 @@ RESOURCES: tuple[ResourceDef, ...] = (
                                                            ("get",)))),
     ResourceDef("", "v1", "pods", "Pod", True, short_names=("po",), categories=_ALL,
                 subresources=(_status("Pod"), Subresource("binding", "Binding", CREATE_ONLY),
+                              Subresource("eviction", "Eviction", CREATE_ONLY, group="policy",
+                                          version="v1"),
                               Subresource("log", "Pod", ("get",)), *_STREAMS)),
     ResourceDef("", "v1", "services", "Service", True, short_names=("svc",),
                 categories=_ALL, subresources=(_status("Service"),)),
@@ -123,9 +125,20 @@ RESOURCES: tuple[ResourceDef, ...] = (
                 categories=_ALL, subresources=(_status("DaemonSet"),)),
     ResourceDef("apps", "v1", "statefulsets", "StatefulSet", True, short_names=("sts",),
                 categories=_ALL, subresources=(_scale(), _status("StatefulSet"))),
+    ResourceDef("apps", "v1", "controllerrevisions", "ControllerRevision", True),
     # batch/v1
     ResourceDef("batch", "v1", "jobs", "Job", True, categories=_ALL,
                 subresources=(_status("Job"),)),
+    ResourceDef("batch", "v1", "cronjobs", "CronJob", True, short_names=("cj",),
+                categories=_ALL, subresources=(_status("CronJob"),)),
+    # discovery.k8s.io/v1
+    ResourceDef("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice", True),
+    # policy/v1
+    ResourceDef("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True,
+                short_names=("pdb",), subresources=(_status("PodDisruptionBudget"),)),
+    # scheduling.k8s.io/v1
+    ResourceDef("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", False,
+                short_names=("pc",)),
     # coordination.k8s.io/v1
     ResourceDef("coordination.k8s.io", "v1", "leases", "Lease", True),
     # rbac.authorization.k8s.io/v1

@@ -74,6 +74,7 @@ _GROUP_VERSIONS: dict[str, str] = {
     "policy/v1": "policy.v1",
     "scheduling.k8s.io/v1": "scheduling.v1",
     "networking.k8s.io/v1": "networking.v1",
+    "discovery.k8s.io/v1": "discovery.v1",
 }
 
 _TOP_LEVEL: dict[str, tuple[str, ...]] = {
@@ -88,7 +89,7 @@ _TOP_LEVEL: dict[str, tuple[str, ...]] = {
         "Service",
         "ServiceAccount",
     ),
-    "apps/v1": ("DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
+    "apps/v1": ("ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
     "batch/v1": ("CronJob", "Job"),
     "autoscaling/v1": ("HorizontalPodAutoscaler", "Scale"),
     "authorization.k8s.io/v1": (
@@ -103,6 +104,7 @@ _TOP_LEVEL: dict[str, tuple[str, ...]] = {
     "policy/v1": ("Eviction", "PodDisruptionBudget"),
     "scheduling.k8s.io/v1": ("PriorityClass",),
     "networking.k8s.io/v1": ("Ingress",),
+    "discovery.k8s.io/v1": ("EndpointSlice",),
 }
 
 

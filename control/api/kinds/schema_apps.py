@@ -1,6 +1,7 @@
 """Protobuf field tables, as data: apps/v1 and related groups.
 
-Groups: apps/v1, batch/v1, autoscaling/v1, policy/v1, scheduling/v1, networking/v1.
+Groups: apps/v1, batch/v1, autoscaling/v1, policy/v1, scheduling/v1, networking/v1,
+discovery/v1.
 
 Field numbers and types are those of the published k8s.io/api ``generated.proto`` files; JSON
 names, pointer-ness and ``omitempty`` come from the matching Go struct tags (snapshot
@@ -15,6 +16,10 @@ __all__ = ["APPS_MESSAGES"]
 
 # fmt: off
 APPS_MESSAGES: dict[str, dict[int, Field]] = {
+    "apps.v1.ControllerRevision": {
+        1: F("metadata", "meta.v1.ObjectMeta"), 2: F("data", "runtime.RawExtension"),
+        3: F("revision", "int64", "k"),
+    },
     "apps.v1.DaemonSet": {
         1: F("metadata", "meta.v1.ObjectMeta"), 2: F("spec", "apps.v1.DaemonSetSpec"),
         3: F("status", "apps.v1.DaemonSetStatus"),
@@ -223,6 +228,28 @@ APPS_MESSAGES: dict[str, dict[int, Field]] = {
     "batch.v1.UncountedTerminatedPods": {
         1: F("succeeded", "string", "r"), 2: F("failed", "string", "r"),
     },
+    "discovery.v1.Endpoint": {
+        1: F("addresses", "string", "r"), 2: F("conditions", "discovery.v1.EndpointConditions"),
+        3: F("hostname", "string", "p"), 4: F("targetRef", "core.v1.ObjectReference", "p"),
+        5: F("deprecatedTopology", "map<string,string>"), 6: F("nodeName", "string", "p"),
+        7: F("zone", "string", "p"), 8: F("hints", "discovery.v1.EndpointHints", "p"),
+    },
+    "discovery.v1.EndpointConditions": {
+        1: F("ready", "bool", "p"), 2: F("serving", "bool", "p"), 3: F("terminating", "bool", "p"),
+    },
+    "discovery.v1.EndpointHints": {
+        1: F("forZones", "discovery.v1.ForZone", "r"), 2: F("forNodes", "discovery.v1.ForNode", "r"),
+    },
+    "discovery.v1.EndpointPort": {
+        1: F("name", "string", "p"), 2: F("protocol", "string", "p"), 3: F("port", "int32", "p"),
+        4: F("appProtocol", "string", "p"),
+    },
+    "discovery.v1.EndpointSlice": {
+        1: F("metadata", "meta.v1.ObjectMeta"), 2: F("endpoints", "discovery.v1.Endpoint", "rk"),
+        3: F("ports", "discovery.v1.EndpointPort", "rk"), 4: F("addressType", "string", "k"),
+    },
+    "discovery.v1.ForNode": {1: F("name", "string", "k")},
+    "discovery.v1.ForZone": {1: F("name", "string", "k")},
     "networking.v1.HTTPIngressPath": {
         1: F("path"), 2: F("backend", "networking.v1.IngressBackend"),
         3: F("pathType", "string", "pk"),

@@ -36,6 +36,34 @@ _TYPES: dict[str, str] = {
     "apps.v1.DaemonSet": "DaemonSet runs one copy of a pod on every (selected) node.",
     "apps.v1.StatefulSet": "StatefulSet runs pods with stable, ordered identities.",
     "batch.v1.Job": "Job runs pods until a number of them complete successfully.",
+    "batch.v1.CronJob": "CronJob creates Jobs on a repeating schedule.",
+    "batch.v1.CronJobSpec": "CronJobSpec says when jobs run and what they look like.",
+    "batch.v1.CronJobStatus": "CronJobStatus is the most recently observed state of a cron job.",
+    "batch.v1.JobTemplateSpec": "JobTemplateSpec describes the Jobs a CronJob creates.",
+    "batch.v1.JobSpec": "JobSpec describes how a job runs.",
+    "apps.v1.ControllerRevision": "ControllerRevision is an immutable snapshot of a "
+    "controller's template, kept for rollout history and rollback. Its data never changes once "
+    "created.",
+    "discovery.v1.EndpointSlice": "EndpointSlice lists some of the endpoints (addresses and "
+    "ports) that implement a service; the label kubernetes.io/service-name names the service.",
+    "discovery.v1.Endpoint": "Endpoint is one backend of a service: its addresses and "
+    "conditions.",
+    "discovery.v1.EndpointConditions": "EndpointConditions says whether an endpoint is ready, "
+    "serving and terminating.",
+    "discovery.v1.EndpointPort": "EndpointPort is a network port the endpoints of a slice "
+    "expose.",
+    "policy.v1.PodDisruptionBudget": "PodDisruptionBudget limits how many of a set of pods "
+    "voluntary disruptions (evictions, such as by `kubectl drain`) may take down at once.",
+    "policy.v1.PodDisruptionBudgetSpec": "PodDisruptionBudgetSpec selects the pods and says how "
+    "many must stay available.",
+    "policy.v1.PodDisruptionBudgetStatus": "PodDisruptionBudgetStatus is the most recently "
+    "observed state of a disruption budget, maintained by the disruption controller.",
+    "policy.v1.Eviction": "Eviction asks to delete a pod within its disruption budget (POST to "
+    "a pod's eviction subresource).",
+    "scheduling.v1.PriorityClass": "PriorityClass maps a class name to the integer priority "
+    "its pods are scheduled (and preempt) with.",
+    "meta.v1.Condition": "Condition is one aspect of an object's current state.",
+    "runtime.RawExtension": "RawExtension holds an arbitrary embedded JSON object.",
     "coordination.v1.Lease": "Lease is a lightweight lock with a holder and a duration, used for "
     "leader election and node heartbeats.",
     "rbac.v1.Role": "Role is a namespaced set of permission rules.",
@@ -151,6 +179,46 @@ _MESSAGE_FIELDS: dict[tuple[str, str], str] = {
     ("core.v1.PodSpec", "nodeName"): "The node the pod is bound to. Set by the scheduler, or by "
     "the user to bypass it.",
     ("core.v1.Container", "name"): "Name of the container, unique within the pod (DNS label).",
+    ("batch.v1.CronJobSpec", "schedule"): "The schedule in Cron format: minute, hour, day of "
+    "month, month and day of week (`*/5 * * * *`), or a descriptor such as `@hourly`, "
+    "`@daily`, `@weekly`, `@monthly`, `@yearly` or `@every 90m`.",
+    ("batch.v1.CronJobSpec", "timeZone"): "The IANA time zone the schedule is read in (such as "
+    "`Etc/UTC` or `Europe/Berlin`); the controller's own when unset.",
+    ("batch.v1.CronJobSpec", "concurrencyPolicy"): "How to treat a run that is due while the "
+    "previous one still runs: Allow (default), Forbid (skip the new run) or Replace (stop the "
+    "old one).",
+    ("batch.v1.CronJobSpec", "suspend"): "When true, no more jobs are started. Defaults to "
+    "false.",
+    ("batch.v1.CronJobSpec", "startingDeadlineSeconds"): "Seconds after its scheduled time a "
+    "missed run may still start; later, it counts as failed.",
+    ("batch.v1.CronJobSpec", "successfulJobsHistoryLimit"): "How many finished jobs to keep. "
+    "Defaults to 3.",
+    ("batch.v1.CronJobSpec", "failedJobsHistoryLimit"): "How many failed jobs to keep. "
+    "Defaults to 1.",
+    ("batch.v1.CronJobSpec", "jobTemplate"): "The Job created at each scheduled time.",
+    ("policy.v1.PodDisruptionBudgetSpec", "minAvailable"): "How many selected pods must stay "
+    "available after an eviction: a number or a percentage such as `50%`. Excludes "
+    "maxUnavailable.",
+    ("policy.v1.PodDisruptionBudgetSpec", "maxUnavailable"): "How many selected pods may be "
+    "unavailable after an eviction: a number or a percentage. Excludes minAvailable.",
+    ("policy.v1.PodDisruptionBudgetSpec", "unhealthyPodEvictionPolicy"): "When a pod that is "
+    "not Ready may be evicted: IfHealthyBudget (default: only while the budget is met) or "
+    "AlwaysAllow.",
+    ("policy.v1.PodDisruptionBudgetStatus", "disruptionsAllowed"): "How many pods may be "
+    "evicted now.",
+    ("policy.v1.PodDisruptionBudgetStatus", "disruptedPods"): "Pods whose eviction the API "
+    "server has accepted but the disruption controller has not yet seen go, with the time of "
+    "the eviction.",
+    ("scheduling.v1.PriorityClass", "value"): "The priority of pods of this class; higher "
+    "schedules first. At most 1000000000 for user-defined classes.",
+    ("scheduling.v1.PriorityClass", "globalDefault"): "Whether pods that name no priority "
+    "class get this one. At most one class may be the global default.",
+    ("scheduling.v1.PriorityClass", "preemptionPolicy"): "PreemptLowerPriority (default) or "
+    "Never.",
+    ("discovery.v1.EndpointSlice", "addressType"): "The type of the addresses in this slice: "
+    "IPv4, IPv6 or FQDN. Fixed once created.",
+    ("apps.v1.ControllerRevision", "data"): "The serialized state this revision holds.",
+    ("apps.v1.ControllerRevision", "revision"): "The revision number of the state in data.",
 }
 
 

@@ -175,6 +175,9 @@ KIND_SCHEMAS: Mapping[str, PatchSchema] = MappingProxyType(
         ),
         "Namespace": merged(under("metadata", OBJECT_META), under("status", CONDITIONS_BY_TYPE)),
         "ServiceAccount": merged(under("metadata", OBJECT_META), {"secrets": merge_by("name")}),
+        "PodDisruptionBudget": merged(
+            under("metadata", OBJECT_META), under("status", CONDITIONS_BY_TYPE)
+        ),
     }
 )
 

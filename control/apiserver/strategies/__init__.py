@@ -33,6 +33,9 @@ from .core import (
     NodeStrategy,
     PlainStrategy,
 )
+from .cronjobs import CronJobStrategy
+from .disruption import PodDisruptionBudgetStrategy
+from .endpointslices import EndpointSliceStrategy
 from .jobs import JobStrategy
 from .meta import validate_object_meta
 from .pods import PodStrategy
@@ -43,6 +46,8 @@ from .rbac import (
     RoleBindingStrategy,
     RoleStrategy,
 )
+from .revisions import ControllerRevisionStrategy
+from .scheduling import PriorityClassStrategy
 from .services import ServiceStrategy
 from .workloads import (
     DaemonSetStrategy,
@@ -53,9 +58,14 @@ from .workloads import (
 
 __all__ = [
     "BaseStrategy",
+    "ControllerRevisionStrategy",
+    "CronJobStrategy",
+    "EndpointSliceStrategy",
     "JobStrategy",
     "NamespaceStrategy",
+    "PodDisruptionBudgetStrategy",
     "PodStrategy",
+    "PriorityClassStrategy",
     "ServiceStrategy",
     "Strategy",
     "strategy_for",
@@ -103,7 +113,12 @@ _CLASSES: dict[tuple[str, str], type[BaseStrategy]] = {
     ("apps", "replicasets"): ReplicaSetStrategy,
     ("apps", "daemonsets"): DaemonSetStrategy,
     ("apps", "statefulsets"): StatefulSetStrategy,
+    ("apps", "controllerrevisions"): ControllerRevisionStrategy,
     ("batch", "jobs"): JobStrategy,
+    ("batch", "cronjobs"): CronJobStrategy,
+    ("discovery.k8s.io", "endpointslices"): EndpointSliceStrategy,
+    ("policy", "poddisruptionbudgets"): PodDisruptionBudgetStrategy,
+    ("scheduling.k8s.io", "priorityclasses"): PriorityClassStrategy,
     ("coordination.k8s.io", "leases"): LeaseStrategy,
     ("rbac.authorization.k8s.io", "roles"): RoleStrategy,
     ("rbac.authorization.k8s.io", "clusterroles"): ClusterRoleStrategy,

@@ -33,6 +33,7 @@ __all__ = [
     "ReplicaSetStrategy",
     "StatefulSetStrategy",
     "WorkloadStrategy",
+    "int_or_percent",
     "nonnegative",
     "selector_value",
 ]
@@ -73,8 +74,10 @@ def nonnegative(spec: Mapping[str, Any], path: str, *fields: str) -> list[Cause]
     return errs
 
 
-def _int_or_percent(value: Any, field: str) -> tuple[list[Cause], int | None]:
-    """Validate an IntOrString that is a count or a percentage; also return its number."""
+def int_or_percent(value: Any, field: str) -> tuple[list[Cause], int | None]:
+    """Validate an IntOrString that is a count or a percentage (at most 100%), as apps'
+    ``ValidatePositiveIntOrPercent`` and ``IsNotMoreThan100Percent``; also return its
+    number."""
     if isinstance(value, str):
         if not re.fullmatch("[0-9]+%", value):
             return [invalid(field, value, _PERCENT_MSG)], None
@@ -91,8 +94,8 @@ def _validate_rolling(rolling: Any, path: str) -> list[Cause]:
     if not isinstance(rolling, Mapping):
         return [required(path, "this should be defaulted and never be nil")]
     unavailable = rolling.get("maxUnavailable", 0)
-    errs, n_unavailable = _int_or_percent(unavailable, child(path, "maxUnavailable"))
-    surge_errs, n_surge = _int_or_percent(rolling.get("maxSurge", 0), child(path, "maxSurge"))
+    errs, n_unavailable = int_or_percent(unavailable, child(path, "maxUnavailable"))
+    surge_errs, n_surge = int_or_percent(rolling.get("maxSurge", 0), child(path, "maxSurge"))
     if n_unavailable == 0 and n_surge == 0:
         errs.append(invalid(child(path, "maxUnavailable"), unavailable,
                             "may not be 0 when `maxSurge` is 0"))

@@ -6,7 +6,7 @@ columns kube-apiserver uses for the kind (Name and Created At for kinds it does 
 Pure: no I/O, the current time is passed in.
 
 Printers live per API group area (``pods``, ``core``, ``network``, ``workloads``, ``events``,
-``rbac``); each module exports a ``PRINTERS`` mapping from kind to :class:`Printer`.
+``rbac``, ``policy``); each module exports a ``PRINTERS`` mapping from kind to :class:`Printer`.
 """
 
 from __future__ import annotations

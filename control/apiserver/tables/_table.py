@@ -6,7 +6,7 @@ import datetime
 from collections.abc import Mapping
 from typing import Any
 
-from control.apiserver.tables import core, events, network, pods, rbac, workloads
+from control.apiserver.tables import core, events, network, pods, policy, rbac, workloads
 from control.apiserver.tables._columns import CREATED, Printer
 
 # Kind -> printer; a kind without an entry gets Name and Created At, as kube's default.
@@ -17,6 +17,7 @@ PRINTERS: dict[str, Printer] = {
     **workloads.PRINTERS,
     **events.PRINTERS,
     **rbac.PRINTERS,
+    **policy.PRINTERS,
 }
 
 INCLUDE_OBJECT = ("None", "Metadata", "Object")

@@ -1,4 +1,5 @@
-"""Tables for core/v1 Service and Endpoints: addresses and ports as kubectl shows them."""
+"""Tables for core/v1 Service and Endpoints and discovery/v1 EndpointSlice: addresses and
+ports as kubectl shows them."""
 
 from __future__ import annotations
 
@@ -112,6 +113,38 @@ def _endpoints_cells(obj: Mapping[str, Any], now: datetime.datetime) -> list[Any
     return [_name(obj), _endpoint_list(obj), age(obj, now)]
 
 
+# --- EndpointSlice --------------------------------------------------------------------------
+
+
+def _first_three(values: list[str]) -> str:
+    """kubectl's ``listWithMoreString``: three values, then " + N more..."; "<unset>" when
+    there are none."""
+    listed = ",".join(values[:_MAX_ENDPOINTS])
+    if len(values) > _MAX_ENDPOINTS:
+        return f"{listed} + {len(values) - _MAX_ENDPOINTS} more..."
+    return listed or "<unset>"
+
+
+def _slice_ports(obj: Mapping[str, Any]) -> str:
+    """Each port's number, else its name, else "*" (all ports)."""
+    shown = []
+    for port in items(obj, "ports"):
+        number_ = port.get("port")
+        if isinstance(number_, int) and not isinstance(number_, bool):
+            shown.append(str(number_))
+        elif isinstance(port.get("name"), str):
+            shown.append(port["name"])
+        else:
+            shown.append("*")
+    return _first_three(shown)
+
+
+def _slice_cells(obj: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
+    addresses = [a for ep in items(obj, "endpoints") for a in strings(ep, "addresses")]
+    return [_name(obj), text(obj, "addressType"), _slice_ports(obj), _first_three(addresses),
+            age(obj, now)]
+
+
 PRINTERS: dict[str, Printer] = {
     "Service": Printer(
         (
@@ -128,5 +161,15 @@ PRINTERS: dict[str, Printer] = {
     "Endpoints": Printer(
         (NAME, Column("Endpoints", "Addresses of the ready endpoints."), AGE),
         _endpoints_cells,
+    ),
+    "EndpointSlice": Printer(
+        (
+            NAME,
+            Column("AddressType", "The type of address carried by this EndpointSlice."),
+            Column("Ports", "The network ports exposed by each endpoint in this slice."),
+            Column("Endpoints", "The addresses of the endpoints in this slice."),
+            AGE,
+        ),
+        _slice_cells,
     ),
 }

@@ -1,5 +1,5 @@
 """Tables for the workload controllers' objects: Deployment, ReplicaSet, DaemonSet,
-StatefulSet and Job.
+StatefulSet, Job, CronJob and ControllerRevision.
 
 Counts come from ``status`` as the controllers last wrote it and desired sizes from ``spec``;
 a missing count prints as 0, as kube prints a nil ``*int32``.
@@ -21,6 +21,7 @@ from control.apiserver.tables._columns import (
     Printer,
 )
 from control.apiserver.tables._fields import (
+    NONE,
     age,
     aware,
     condition_status,
@@ -33,6 +34,7 @@ from control.apiserver.tables._fields import (
     number,
     optional_number,
     parse_time,
+    since,
     template_containers,
     text,
 )
@@ -153,6 +155,44 @@ def _job_cells(obj: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
     ]
 
 
+# --- CronJob, ControllerRevision --------------------------------------------------------------
+
+
+def _cronjob_cells(obj: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
+    last = field(obj, "status", "lastScheduleTime")
+    suspend = field(obj, "spec", "suspend")
+    template = mapping(obj, "spec", "jobTemplate")
+    names, images = template_containers(template)
+    return [
+        _name(obj),
+        text(obj, "spec", "schedule"),
+        text(obj, "spec", "timeZone", default=NONE),
+        ("True" if suspend else "False") if isinstance(suspend, bool) else "<unset>",
+        len(items(obj, "status", "active")),
+        since(last, now) if last else NONE,
+        age(obj, now),
+        names,
+        images,
+        format_label_selector(field(template, "spec", "selector")),
+    ]
+
+
+def _controller_of(obj: Mapping[str, Any]) -> str:
+    """``<kind>.<group>/<name>`` of the controlling owner, lower-cased kind and group as
+    kubectl prints a resource name (``daemonset.apps/web``); "<none>" without one."""
+    for ref in items(obj, "metadata", "ownerReferences"):
+        if ref.get("controller") is True:
+            group = text(ref, "apiVersion").rpartition("/")[0]
+            kind = text(ref, "kind")
+            qualified = f"{kind}.{group}" if group else kind
+            return f"{qualified.lower()}/{text(ref, 'name')}" if kind else text(ref, "name")
+    return NONE
+
+
+def _revision_cells(obj: Mapping[str, Any], now: datetime.datetime) -> list[Any]:
+    return [_name(obj), _controller_of(obj), number(obj, "revision"), age(obj, now)]
+
+
 # --- registry -------------------------------------------------------------------------------
 
 _READY_REPLICAS = Column("Ready", "Number of ready pods out of the desired replicas.")
@@ -218,5 +258,30 @@ PRINTERS: dict[str, Printer] = {
             SELECTOR,
         ),
         _job_cells,
+    ),
+    "CronJob": Printer(
+        (
+            NAME,
+            Column("Schedule", "The schedule in Cron format."),
+            Column("Timezone", "The time zone the schedule is read in."),
+            Column("Suspend", "Whether the cron job creates no more jobs.", type="boolean"),
+            _count("Active", "Number of currently running jobs."),
+            Column("Last Schedule", "Time since a job was last scheduled."),
+            AGE,
+            CONTAINERS,
+            IMAGES,
+            SELECTOR,
+        ),
+        _cronjob_cells,
+    ),
+    "ControllerRevision": Printer(
+        (
+            NAME,
+            Column("Controller", "Controller of the object"),
+            Column("Revision", "Revision indicates the revision of the state represented by "
+                   "Data."),
+            AGE,
+        ),
+        _revision_cells,
     ),
 }

@@ -83,6 +83,19 @@ EXAMPLES: dict[tuple[str, str], Obj] = {
     (RBAC, "rolebindings"): {"metadata": _meta("rb"), "roleRef": {
         "apiGroup": RBAC, "kind": "Role", "name": "reader"},
         "subjects": [{"kind": "User", "name": "jane"}]},
+    ("apps", "controllerrevisions"): {"metadata": _meta("web-5d8b9c"), "revision": 1,
+                                      "data": {"spec": {"template": {"$patch": "replace"}}}},
+    ("batch", "cronjobs"): {"metadata": _meta("tick"), "spec": {
+        "schedule": "*/1 * * * *",
+        "jobTemplate": {"spec": {"template": _template({}, "OnFailure")}}}},
+    ("discovery.k8s.io", "endpointslices"): {
+        "metadata": _meta("web-abc12", labels={"kubernetes.io/service-name": "web"}),
+        "addressType": "IPv4", "endpoints": [{"addresses": ["127.0.1.5"]}],
+        "ports": [{"name": "http", "port": 80}]},
+    ("policy", "poddisruptionbudgets"): {"metadata": _meta("web"), "spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}},
+    ("scheduling.k8s.io", "priorityclasses"): {"metadata": _meta("high", None),
+                                               "value": 1000},
     (RBAC, "clusterrolebindings"): {"metadata": _meta("crb", None), "roleRef": {
         "apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}]},
@@ -151,7 +164,9 @@ def test_unknown_or_virtual_resources_have_none(group: str, resource: str) -> No
 def test_generation_is_tracked_by_the_controllers_of_pods_only() -> None:
     tracked = {k for k in STORED if strategy_for(*k).tracks_generation}
     assert tracked == {("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets"),
-                       ("apps", "statefulsets"), ("batch", "jobs")}
+                       ("apps", "statefulsets"), ("batch", "jobs"), ("batch", "cronjobs"),
+                       ("policy", "poddisruptionbudgets"), ("discovery.k8s.io", "endpointslices"),
+                       ("scheduling.k8s.io", "priorityclasses")}
 
 
 # --- defaults -------------------------------------------------------------------------------
@@ -167,9 +182,6 @@ TEMPLATE_CONTAINER = ("spec", "template", "spec", "containers", 0)
     pytest.param(("", "pods"), ("spec", "terminationGracePeriodSeconds"), 30, id="pod-grace"),
     pytest.param(("", "pods"), ("spec", "securityContext"), {}, id="pod-secctx"),
     pytest.param(("", "pods"), ("spec", "enableServiceLinks"), True, id="pod-links"),
-    pytest.param(("", "pods"), ("spec", "priority"), 0, id="pod-priority"),
-    pytest.param(("", "pods"), ("spec", "preemptionPolicy"), "PreemptLowerPriority",
-                 id="pod-preemption"),
     pytest.param(("", "pods"), (*CONTAINER, "imagePullPolicy"), "IfNotPresent", id="pull-tag"),
     pytest.param(("", "pods"), (*CONTAINER, "terminationMessagePath"), "/dev/termination-log",
                  id="term-path"),

@@ -1,7 +1,8 @@
 """What every apiserver makes sure of at start and keeps true while it runs.
 
-* ``bootstrap``: the system namespaces and the bootstrap RBAC policy exist (created when
-  missing, as kube-apiserver's ``rbac/bootstrap-roles`` post-start hook does).
+* ``bootstrap``: the system namespaces, the bootstrap RBAC policy and the system
+  PriorityClasses exist (created when missing, as kube-apiserver's ``rbac/bootstrap-roles``
+  and ``scheduling/bootstrap-system-priority-classes`` post-start hooks do).
 * ``housekeeping``: every namespace has its ``default`` ServiceAccount, and a namespace being
   deleted is emptied and then finalized.  In Kubernetes these are controller-manager loops
   (serviceaccounts and namespace controllers); ketch runs them here until its
@@ -23,6 +24,7 @@ from control.apiserver.rbac import (
     bootstrap_cluster_roles,
 )
 from control.apiserver.storage import object_key
+from control.apiserver.strategies.scheduling import SYSTEM_PRIORITY_CLASSES
 
 from .registry import WriteContext
 from .state import APIState
@@ -71,6 +73,10 @@ async def bootstrap(api: APIState) -> None:
         await _ensure(api, _ctx(_RBAC, "v1", "clusterroles"), role)
     for binding in bootstrap_cluster_role_bindings():
         await _ensure(api, _ctx(_RBAC, "v1", "clusterrolebindings"), binding)
+    for name, value, description in SYSTEM_PRIORITY_CLASSES:
+        await _ensure(api, _ctx("scheduling.k8s.io", "v1", "priorityclasses"), {
+            "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description})
 
 
 # --- housekeeping ---------------------------------------------------------------------------

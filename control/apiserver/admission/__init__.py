@@ -20,6 +20,7 @@ from control.apiserver.admission.default_toleration_seconds import DefaultTolera
 from control.apiserver.admission.limit_ranger import LimitRanger
 from control.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from control.apiserver.admission.node_restriction import NodeRestriction
+from control.apiserver.admission.priority import Priority
 from control.apiserver.admission.request import (
     CONNECT,
     CREATE,
@@ -47,6 +48,7 @@ __all__ = [
     "MutatingPlugin",
     "NamespaceLifecycle",
     "NodeRestriction",
+    "Priority",
     "Quantity",
     "QuantityError",
     "QuotaWriter",

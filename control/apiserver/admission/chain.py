@@ -14,6 +14,7 @@ from control.apiserver.admission.default_toleration_seconds import DefaultTolera
 from control.apiserver.admission.limit_ranger import LimitRanger
 from control.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from control.apiserver.admission.node_restriction import NodeRestriction
+from control.apiserver.admission.priority import Priority
 from control.apiserver.admission.request import (
     AdmissionRequest,
     ClusterView,
@@ -55,14 +56,15 @@ class AdmissionChain:
 
 def default_chain(*, quota_writer: QuotaWriter,
                   random_suffix: Callable[[], str]) -> AdmissionChain:
-    """NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction,
+    """NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority,
     DefaultTolerationSeconds, then ResourceQuota last (so it counts the defaults the mutating
     plugins filled in).  Plugins that do both share one instance across the two phases."""
     lifecycle = NamespaceLifecycle()
     limits = LimitRanger()
     accounts = ServiceAccount(random_suffix=random_suffix)
+    priority = Priority()
     return AdmissionChain(
-        mutating=[lifecycle, limits, accounts, DefaultTolerationSeconds()],
-        validating=[lifecycle, limits, accounts, NodeRestriction(),
+        mutating=[lifecycle, limits, accounts, priority, DefaultTolerationSeconds()],
+        validating=[lifecycle, limits, accounts, NodeRestriction(), priority,
                     ResourceQuota(quota_writer=quota_writer)],
     )

@@ -72,11 +72,9 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
 
 
 def _default_pod_only(spec: dict[str, Any]) -> None:
-    """Defaults a pod gets that its template does not: priority (the Priority admission
-    plugin, when no class is named) and requests copied from limits (``SetDefaults_Pod``)."""
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    if not spec.get("priorityClassName"):
-        spec.setdefault("priority", 0)
+    """Defaults a pod gets that its template does not: requests copied from limits
+    (``SetDefaults_Pod``).  ``priority`` and ``preemptionPolicy`` are the Priority admission
+    plugin's to set, from the pod's PriorityClass (or the global default)."""
     for group in _CONTAINER_GROUPS:
         for c in _containers(spec, group):
             resources = c.get("resources") if isinstance(c, dict) else None
@@ -164,6 +162,13 @@ def _validate_scalars(spec: Mapping[str, Any], path: str,
                  for msg in dns1123_subdomain(str(account))]
     errs += validate_labels(spec.get("nodeSelector"), child(path, "nodeSelector"))
     errs += _validate_tolerations(spec.get("tolerations"), child(path, "tolerations"))
+    priority_class = spec.get("priorityClassName")
+    if priority_class:
+        errs += [invalid(child(path, "priorityClassName"), priority_class, msg)
+                 for msg in dns1123_subdomain(str(priority_class))]
+    if spec.get("preemptionPolicy") is not None:
+        errs += one_of(spec["preemptionPolicy"], child(path, "preemptionPolicy"),
+                       ("PreemptLowerPriority", "Never"))
     return errs
 
 

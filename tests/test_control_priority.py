@@ -43,6 +43,10 @@ class View:
     def get(self, group: str, resource: str, namespace: str, name: str) -> Obj | None:
         return self.classes.get(name) if (group, resource) == (GROUP, RESOURCE) else None
 
+    async def get_fresh(self, group: str, resource: str, namespace: str,
+                        name: str) -> Obj | None:
+        return self.get(group, resource, namespace, name)
+
     def list(self, group: str, resource: str, namespace: str = "") -> list[Obj]:
         return list(self.classes.values()) if (group, resource) == (GROUP, RESOURCE) else []
 

@@ -54,9 +54,10 @@ class Priority:
                 if spec.get(f) is None and old.get(f) is not None:
                     spec[f] = old[f]
         elif req.operation == CREATE:
-            self._resolve(req, spec, view)
+            await self._resolve(req, spec, view)
 
-    def _resolve(self, req: AdmissionRequest, spec: dict[str, Any], view: ClusterView) -> None:
+    async def _resolve(self, req: AdmissionRequest, spec: dict[str, Any],
+                       view: ClusterView) -> None:
         name = spec.get("priorityClassName") or ""
         policy: Any
         if not name:
@@ -67,7 +68,8 @@ class Priority:
                 name = pc["metadata"]["name"]
                 priority, policy = int(pc.get("value", 0)), pc.get("preemptionPolicy")
         else:
-            pc = view.get(_GROUP, _RESOURCE, "", str(name))
+            # a class created a moment ago may not have reached the watch cache yet
+            pc = await view.get_fresh(_GROUP, _RESOURCE, "", str(name))
             if pc is None:
                 raise forbidden(req, f"no PriorityClass with name {name} was found")
             priority, policy = int(pc.get("value", 0)), pc.get("preemptionPolicy")

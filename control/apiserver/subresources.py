@@ -1,9 +1,11 @@
-"""Subresources (status, scale, binding, log, finalize) and the computed review resources.
+"""Subresources (status, scale, binding, eviction, log, finalize) and the computed review
+resources.
 
 ``status`` writes only status (the strategy's status split), ``scale`` reads and writes
 ``spec.replicas`` through an ``autoscaling/v1`` Scale, ``binding`` assigns a pod to a node
-once, ``finalize`` sets a namespace's ``spec.finalizers``.  Access and self reviews answer
-from the authorizer and the caller's identity; nothing is stored.
+once, ``eviction`` deletes a pod within its disruption budget (:mod:`.eviction`),
+``finalize`` sets a namespace's ``spec.finalizers``.  Access and self reviews answer from the
+authorizer and the caller's identity; nothing is stored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from control.apiserver.strategies import strategy_for
 
 from . import kubelet
 from .codec import decode_body, read_body, respond
+from .eviction import evict
 from .registry import WriteContext
 from .state import APIState
 
@@ -58,6 +61,8 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
         return await _scale(request, api, rd, info, ctx)
     if sub == "binding":
         return await _bind(request, api, ctx)
+    if sub == "eviction":
+        return await _evict(request, api, ctx)
     if sub == "log":
         return await kubelet.serve_log(request, api, info)
     if sub in ("exec", "attach", "portforward"):
@@ -134,6 +139,18 @@ async def _bind(request: web.Request, api: APIState, ctx: WriteContext) -> web.R
     await api.storage.guaranteed_update(ctx.gr, ctx.namespace, ctx.name, bind)
     return respond({"kind": "Status", "apiVersion": "v1", "metadata": {},
                     "status": "Success", "code": 201}, 201)
+
+
+async def _evict(request: web.Request, api: APIState, ctx: WriteContext) -> web.Response:
+    decoded = decode_body(await read_body(request), request.headers.get("Content-Type"),
+                          api_version="policy/v1", kind="Eviction")
+    decoded.drop_unknown()
+    body = decoded.obj
+    api_version, kind = body.get("apiVersion") or "policy/v1", body.get("kind") or "Eviction"
+    if kind != "Eviction" or api_version not in ("policy/v1", "policy/v1beta1"):
+        raise BadRequest(f"not a Eviction object: {api_version}, Kind={kind}")
+    code, status = await evict(api, ctx, body)
+    return respond(status, code)
 
 
 async def _finalize(api: APIState, ctx: WriteContext, body: dict[str, Any]) -> dict[str, Any]:

@@ -196,6 +196,8 @@ _SCHEDULER = [
     _rule(["patch", "update"], [""], ["pods/status"]),
     _rule(READ, ["apps"], ["replicasets", "statefulsets"]),
     _rule(READ, ["policy"], ["poddisruptionbudgets"]),
+    # pods carry their resolved spec.priority; preemption compares it with their class's
+    _rule(READ, ["scheduling.k8s.io"], ["priorityclasses"]),
     _rule(
         READ,
         ["storage.k8s.io"],
@@ -224,8 +226,9 @@ _CONTROLLER_MANAGER = [
             "persistentvolumeclaims",
         ],
     ),
-    _rule(["create"], ["apps"], ["replicasets", "controllerrevisions"]),
-    _rule(["create"], ["batch"], ["jobs"]),
+    _rule(["create"], ["apps"], ["replicasets", "controllerrevisions", "deployments",
+                                 "statefulsets", "daemonsets"]),
+    _rule(["create"], ["batch"], ["jobs", "cronjobs"]),
     _rule(["create"], ["discovery.k8s.io"], ["endpointslices"]),
     _rule(["create"], ["coordination.k8s.io"], ["leases"]),
     _rule(["create"], ["authentication.k8s.io"], ["tokenreviews"]),

@@ -16,7 +16,9 @@ __all__ = ["register"]
 
 
 def _up(args: argparse.Namespace) -> int:
-    cluster = Cluster(args.dir, apiservers=args.apiservers, port=args.port)
+    cluster = Cluster(args.dir, apiservers=args.apiservers, port=args.port,
+                      controller_managers=args.controller_managers,
+                      schedulers=args.schedulers)
     try:
         cluster.up()
     except (ClusterError, CertsError) as e:
@@ -50,19 +52,27 @@ def _status(args: argparse.Namespace) -> int:
     st: dict[str, Any] = cluster.status()
     if args.json:
         print(json.dumps(st, indent=2, default=str))
-    else:
-        for name, a in st["apiservers"].items():
-            state = "ready" if a["ready"] else ("running, not ready" if a["pid"] else "stopped")
-            print(f"{name:<14} https://{a['listen']:<22} {state}"
-                  + (f" (pid {a['pid']})" if a["pid"] else ""))
-        for name, s in st["store"].items():
-            if s is None:
-                print(f"store {name:<8} not answering")
-            else:
-                role = "leader" if s.get("is_leader") else "follower"
-                print(f"store {name:<8} {role:<8} term {s.get('term')} revision "
-                      f"{s.get('revision')}")
-    ok = all(a["ready"] for a in st["apiservers"].values()) and all(st["store"].values())
+    ok = True
+    for key in ("apiservers", "controller_managers", "schedulers"):
+        for name, c in st.get(key, {}).items():
+            ok = ok and bool(c["ready"])
+            if args.json:
+                continue
+            state = "ready" if c["ready"] else ("running, not ready" if c["pid"] else "stopped")
+            role = " leader" if c.get("leader") else (" standby" if "leader" in c and
+                                                      c["ready"] else "")
+            print(f"{name:<22} https://{c['listen']:<22} {state}{role}"
+                  + (f" (pid {c['pid']})" if c["pid"] else ""))
+    for name, s in st["store"].items():
+        ok = ok and s is not None
+        if args.json:
+            continue
+        if s is None:
+            print(f"store {name:<16} not answering")
+        else:
+            role = "leader" if s.get("is_leader") else "follower"
+            print(f"store {name:<16} {role:<8} term {s.get('term')} revision "
+                  f"{s.get('revision')}")
     return 0 if ok else 1
 
 
@@ -71,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               description="Create (if needed) and start the cluster in DIR.")
     p.add_argument("--dir", required=True, type=Path, help="the cluster directory")
     p.add_argument("--apiservers", type=int, default=None, help="apiservers of a new cluster (1)")
+    p.add_argument("--controller-managers", type=int, default=None,
+                   help="controller-managers of a new cluster (1; more stand by)")
+    p.add_argument("--schedulers", type=int, default=None,
+                   help="schedulers of a new cluster (1; more stand by)")
     p.add_argument("--port", type=int, default=None,
                    help="first apiserver port of a new cluster (default 6443 if free)")
     p.set_defaults(func=_up)

@@ -60,6 +60,8 @@ class Settings:
     node_cidr_mask: int = 24
     terminated_pod_gc_threshold: int = 12500
     deployment_resync: float = 30.0
+    #: The cluster CA (PEM) that root-ca-cert-publisher puts in every namespace.
+    ca_pem: bytes = b""
 
     def workers(self, name: str) -> int:
         return self.concurrency.get(name, self.default_concurrency)

@@ -1,0 +1,162 @@
+"""``python -m control.controllers --kubeconfig F``: the controller-manager process.
+
+Identity: the kubeconfig's client certificate (``system:kube-controller-manager`` from
+``ketch certs``).  Leader-elected on ``kube-system/kube-controller-manager`` unless
+``--leader-elect=false``; standbys keep warm caches.  ``--listen`` serves /metrics, /healthz,
+/readyz and /leader over HTTPS (client certificates required) with ``--serving-cert/-key``.
+SIGTERM stops it cleanly and releases the Lease, so a standby takes over at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from certs.authority import CertsError
+from certs.kubeconfig import read_kubeconfig
+from certs.layout import CertPaths
+from certs.tls import server_context
+from control.client import (
+    ApiClient,
+    ClientConfig,
+    EventRecorder,
+    InformerFactory,
+    LeaderElector,
+    LeaseConfig,
+)
+from control.client.health import health_app, serve_health
+from control.client.process import configure_logging, lease_identity, run_main, stop_event
+
+from .base import ControllerContext, Settings
+from .manager import DEFAULT_CONTROLLERS, ControllerManager
+from .metrics import ControllerMetrics
+from .registry import CONTROLLERS
+
+log = logging.getLogger("ketch.controllers")
+
+LEASE = ("kube-system", "kube-controller-manager")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m control.controllers",
+                                description="Run ketch's controller-manager.")
+    add_arguments(p)
+    return p.parse_args(argv)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", required=True, help="kubeconfig with this identity")
+    p.add_argument("--server", action="append", default=[],
+                   help="another apiserver URL to fail over to (repeatable)")
+    p.add_argument("--controllers", default="*",
+                   help="comma-separated names, '*' for all; known: "
+                   + ",".join(sorted(CONTROLLERS)))
+    p.add_argument("--leader-elect", type=_bool, default=True, metavar="BOOL")
+    p.add_argument("--leader-elect-lease-duration", type=float, default=8.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=5.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=1.0)
+    p.add_argument("--concurrent-syncs", type=int, default=5,
+                   help="workers per controller (Kubernetes: 5)")
+    p.add_argument("--concurrent", action="append", default=[], metavar="NAME=N",
+                   help="workers for one controller, e.g. garbagecollector=20")
+    p.add_argument("--kube-api-qps", type=float, default=0,
+                   help="client requests per second (0: unlimited; Kubernetes: 20)")
+    p.add_argument("--kube-api-burst", type=int, default=0)
+    p.add_argument("--node-monitor-grace-period", type=float, default=50.0)
+    p.add_argument("--node-monitor-period", type=float, default=5.0)
+    p.add_argument("--cluster-cidr", default="127.64.0.0/10")
+    p.add_argument("--node-cidr-mask-size", type=int, default=24)
+    p.add_argument("--terminated-pod-gc-threshold", type=int, default=12500)
+    p.add_argument("--listen", default="", help="HOST:PORT for /metrics and /healthz")
+    p.add_argument("--serving-cert", default="")
+    p.add_argument("--serving-key", default="")
+    p.add_argument("--ca", default="", help="CA for the listener's client certificates")
+    p.add_argument("--log-level", default="INFO")
+
+
+def settings_of(args: argparse.Namespace, ca_pem: bytes) -> Settings:
+    concurrency = {}
+    for item in args.concurrent:
+        name, _, n = item.partition("=")
+        concurrency[name] = int(n)
+    return Settings(concurrency=concurrency, default_concurrency=args.concurrent_syncs,
+                    node_monitor_grace=args.node_monitor_grace_period,
+                    node_monitor_period=args.node_monitor_period,
+                    cluster_cidr=args.cluster_cidr, node_cidr_mask=args.node_cidr_mask_size,
+                    terminated_pod_gc_threshold=args.terminated_pod_gc_threshold, ca_pem=ca_pem)
+
+
+async def amain(args: argparse.Namespace) -> int:
+    config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
+    ca_pem = read_kubeconfig(args.kubeconfig)["ca_pem"]
+    metrics = ControllerMetrics()
+    names = list(DEFAULT_CONTROLLERS) if args.controllers == "*" else [
+        n.strip() for n in args.controllers.split(",") if n.strip()]
+    stop = stop_event()
+    async with ApiClient(config, user_agent="kube-controller-manager/ketch",
+                         qps=args.kube_api_qps, burst=args.kube_api_burst,
+                         on_request=metrics.request) as client:
+        elector = None
+        identity = lease_identity()
+        if args.leader_elect:
+            elector = LeaderElector(client, LeaseConfig(
+                *LEASE, identity, lease_duration=args.leader_elect_lease_duration,
+                renew_deadline=args.leader_elect_renew_deadline,
+                retry_period=args.leader_elect_retry_period))
+        ctx = ControllerContext(client, InformerFactory(client), EventRecorder(
+            client, component="controller-manager"), client.clock, metrics,
+            settings_of(args, ca_pem))
+        manager = ControllerManager(ctx, names, elector=elector)
+        runner = None
+        if args.listen:
+            tls = server_context(CertPaths(Path(args.ca), Path(args.serving_cert),
+                                           Path(args.serving_key)))
+            app = health_app(metrics.registry, checks={
+                "informer-sync": lambda: None if all(
+                    i.synced.is_set() for i in ctx.informers.informers) else "caches syncing"},
+                leader=lambda: identity if manager.leading else "")
+            runner = await serve_health(app, args.listen, tls)
+        log.info("controller-manager %s starting: %s", identity, ", ".join(names))
+        work = asyncio.create_task(manager.run(), name="controller-manager")
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            work.cancel()
+            waiter.cancel()
+            await asyncio.gather(work, waiter, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+        if work.done() and not work.cancelled() and work.exception() is not None:
+            log.error("controller-manager failed: %r", work.exception())
+            return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parse(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    try:
+        return run_main(amain(args))
+    except CertsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -116,8 +116,12 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_store)
 
     from ketch.bench.api import add_parser as add_api  # imports this module: bind late
+    from ketch.bench.controllers import add_parser as add_controllers
+    from ketch.bench.scheduler import add_parser as add_scheduler
 
     add_api(sub)
+    add_scheduler(sub)
+    add_controllers(sub)
 
 
 def _progress(msg: str) -> None:

@@ -310,7 +310,7 @@ def test_services_get_unique_cluster_ips_and_node_ports(kubectl: Kubectl) -> Non
     s1, s2 = kubectl.json("get", "svc", "s1"), kubectl.json("get", "svc", "s2")
     k = kubectl.json("get", "svc", "kubernetes")
     ips = {s1["spec"]["clusterIP"], s2["spec"]["clusterIP"], k["spec"]["clusterIP"]}
-    assert len(ips) == 3 and k["spec"]["clusterIP"] == "10.96.0.1"
+    assert len(ips) == 3 and k["spec"]["clusterIP"] == "127.16.0.1"
     assert all(ip.startswith("10.") for ip in ips)
     assert 30000 <= s2["spec"]["ports"][0]["nodePort"] <= 32767
     table = kubectl.run("get", "svc", "s2").stdout.splitlines()

@@ -21,11 +21,14 @@ from control.apiserver.storage import GroupResource, Storage, object_key
 
 from .watchcache import WatchCache
 
-__all__ = ["IPADDRESSES", "NODEPORTS", "Allocator"]
+__all__ = ["IPADDRESSES", "KUBERNETES_SERVICE_IP", "NODEPORTS", "SERVICE_CIDR", "Allocator"]
 
 IPADDRESSES = GroupResource("networking.k8s.io", "ipaddresses")
 NODEPORTS = GroupResource("ketch.internal", "nodeports")
-SERVICE_CIDR = "10.96.0.0/12"
+# Service ClusterIPs come from 127.0.0.0/8 so they are local addresses on every Linux host: the
+# node agents' service proxy listens on them without root (pods use 127.64.0.0/10).
+SERVICE_CIDR = "127.16.0.0/12"
+KUBERNETES_SERVICE_IP = "127.16.0.1"  # the first address, as kube-apiserver's 10.96.0.1
 NODE_PORT_RANGE = (30000, 32767)
 _ATTEMPTS = 64
 

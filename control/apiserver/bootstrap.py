@@ -26,6 +26,7 @@ from control.apiserver.rbac import (
 from control.apiserver.storage import object_key
 from control.apiserver.strategies.scheduling import SYSTEM_PRIORITY_CLASSES
 
+from .allocation import KUBERNETES_SERVICE_IP
 from .registry import WriteContext
 from .state import APIState
 from .subresources import finalize_namespace
@@ -66,7 +67,7 @@ async def bootstrap(api: APIState) -> None:
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": "10.96.0.1", "type": "ClusterIP",
+        "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "type": "ClusterIP",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": 6443}]}})
     for role in bootstrap_cluster_roles():

@@ -27,7 +27,7 @@ from control.apiserver.openapi import openapi_document, openapi_root
 from . import discovery
 from .bootstrap import bootstrap, housekeeping
 from .codec import dumps, respond
-from .pipeline import Metrics, pipeline
+from .pipeline import INFO, USER, Metrics, pipeline
 from .resources import handle_resource
 from .state import APIState
 
@@ -135,9 +135,9 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
                           client_max_size=4 * 1024 * 1024)
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        info = request["info"]
+        info = request[INFO]
         if info.is_resource_request:
-            return await handle_resource(request, api, info, request["user"])
+            return await handle_resource(request, api, info, request[USER])
         return await _non_resource(request, api, cfg, metrics)
 
     app.router.add_route("*", "/{tail:.*}", handler)

@@ -35,7 +35,11 @@ from control.apiserver.requestinfo import RequestInfo, parse_request_info
 
 from .codec import respond
 
-__all__ = ["Metrics", "authenticate", "pipeline"]
+__all__ = ["INFO", "USER", "Metrics", "authenticate", "pipeline"]
+
+#: What the pipeline learned of a request, for the handlers.
+INFO: web.RequestKey[RequestInfo] = web.RequestKey("info", RequestInfo)
+USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
 
 log = logging.getLogger("ketch.apiserver")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,7 +96,7 @@ def pipeline(authorizer: Authorizer, metrics: Metrics) -> Callable[..., Awaitabl
             if not decision.allowed:
                 code = 403
                 return respond(forbidden_status(attrs, decision.reason), 403)
-            request["info"], request["user"] = info, user
+            request[INFO], request[USER] = info, user
             resp = await handler(request)
             code = resp.status
             return resp

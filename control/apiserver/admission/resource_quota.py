@@ -19,7 +19,7 @@ from typing import Any
 from control.api.errors import NotFound
 from control.api.podresources import ResourceList, resource_list
 from control.api.quantity import Quantity
-from control.apiserver.admission.quota_usage import (
+from control.api.quota import (
     nonnegative_delta,
     object_usage,
     pod_constraint_failure,

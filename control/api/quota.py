@@ -1,7 +1,9 @@
 """What an object costs against a ResourceQuota, which quotas apply to it, and what a pod must
 declare when a quota limits compute resources.
 
-Pure functions over decoded objects.  Usage names follow Kubernetes: object counts
+Pure functions over decoded objects, shared by the apiserver's ResourceQuota admission (which
+charges a create) and the quota controller (which recomputes ``status.used``), so both count
+alike.  Usage names follow Kubernetes: object counts
 (``pods``, ``services``, ``count/<resource>[.<group>]``), pod compute (``requests.cpu`` and its
 legacy alias ``cpu``, ``limits.memory``, ``requests.<extended>``, ...), service types
 (``services.loadbalancers``, ``services.nodeports``) and claim storage (``requests.storage``,

@@ -1,4 +1,6 @@
-"""A small async JSON client for the apiserver over real HTTPS with a client certificate.
+"""The test suite's view of the apiserver over real HTTPS with a client certificate: the shared
+API client (:class:`control.client.ApiClient`) without retries, answering with what came over
+the wire, so tests can assert codes, headers and bodies exactly.
 
 ``await c.get(path)`` and friends return a :class:`Reply` that unpacks as ``(status, body)``
 (the body is the decoded JSON, or the text when it is not JSON) and also carries the response
@@ -20,7 +22,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from certs.layout import CertPaths
-from certs.tls import client_context
+from control.client import ApiClient, ClientConfig
 
 __all__ = ["APIClient", "Reply", "WatchStream", "poll_async"]
 
@@ -38,16 +40,6 @@ class Reply:
 
     def __iter__(self) -> Iterator[Any]:
         return iter((self.status, self.body))
-
-
-def _payload(body: Any) -> bytes | None:
-    if body is None:
-        return None
-    if isinstance(body, bytes):
-        return body
-    if isinstance(body, str):
-        return body.encode()
-    return json.dumps(body).encode()
 
 
 class WatchStream:
@@ -84,27 +76,22 @@ class WatchStream:
 
 
 class APIClient:
-    """An aiohttp session to ``base_url`` presenting the certificate in ``paths``."""
+    """The shared client to ``base_url`` presenting the certificate in ``paths``."""
 
     def __init__(self, base_url: str, paths: CertPaths) -> None:
         self.base_url = base_url.rstrip("/")
-        self._ssl = client_context(paths)
-        self._session: aiohttp.ClientSession | None = None
+        self.client = ApiClient(ClientConfig.from_cert_paths(self.base_url, paths),
+                                retries=False, timeout=30.0, attempt_timeout=30.0)
 
     async def __aenter__(self) -> Self:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=self._ssl),
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "use `async with APIClient(...)`"
-        return self._session
+        return self.client.session
 
     async def request(self, method: str, path: str, body: Any = None, *,
                       content_type: str | None = JSON, params: Mapping[str, str] | None = None,
@@ -112,24 +99,14 @@ class APIClient:
                       timeout: float = 30.0) -> Reply:
         """``content_type=None`` sends no Content-Type header at all (as the Python client
         does for some bodies)."""
-        hdrs = dict(headers or {})
-        skip: tuple[str, ...] = ()
-        data = _payload(body)
-        if data is not None:
-            if content_type is None:
-                skip = ("Content-Type",)
-            else:
-                hdrs["Content-Type"] = content_type
-        async with self.session.request(
-                method, self.base_url + path, data=data, params=params, headers=hdrs,
-                skip_auto_headers=skip,
-                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
-            raw = await resp.read()
-            try:
-                decoded: Any = json.loads(raw) if raw else None
-            except ValueError:
-                decoded = raw.decode(errors="replace")
-            return Reply(resp.status, decoded, resp.headers)
+        raw = await self.client.raw(method, path, body=body, params=params,
+                                    content_type=content_type or "", headers=headers,
+                                    timeout=timeout, safe=True)
+        try:
+            decoded: Any = json.loads(raw.body) if raw.body else None
+        except ValueError:
+            decoded = raw.body.decode(errors="replace")
+        return Reply(raw.status, decoded, raw.headers)  # type: ignore[arg-type]
 
     async def get(self, path: str, **kw: Any) -> Reply:
         return await self.request("GET", path, **kw)
@@ -153,9 +130,12 @@ class APIClient:
                     headers: Mapping[str, str] | None = None) -> AsyncIterator[WatchStream]:
         """A watch of ``path`` (``watch=true`` is added); closed when the block ends."""
         query = {"watch": "true", **(params or {})}
-        async with self.session.get(self.base_url + path, params=query,
-                                    headers=dict(headers or {})) as resp:
+        resp = await self.client.open_stream(path, query, headers=headers,
+                                             raise_for_status=False)
+        try:
             yield WatchStream(resp)
+        finally:
+            resp.release()
 
 
 async def poll_async(probe: Callable[[], Any], *, timeout: float = 20.0,

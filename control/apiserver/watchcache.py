@@ -22,6 +22,7 @@ import bisect
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,7 +91,8 @@ class Watcher:
 class WatchCache:
     """All objects under ``/registry/`` and the last ``window`` events."""
 
-    def __init__(self, client: KeyValueStore, *, window: int = 20_000) -> None:
+    def __init__(self, client: KeyValueStore, *, window: int = 20_000,
+                 bookmark_interval: float = 5.0) -> None:
         self._client = client
         self._objects: SortedDict = SortedDict()  # key -> object (with resourceVersion)
         self._events: collections.deque[CacheEvent] = collections.deque(maxlen=window)
@@ -99,6 +101,8 @@ class WatchCache:
         self.revision = 0  # the revision the cache reflects
         self._oldest = 0  # watches may start at any revision >= this one
         self._advanced = asyncio.Condition()
+        self.bookmark_interval = bookmark_interval
+        self._last_bookmark = 0.0
         self.ready = asyncio.Event()
         self.listeners: list[Callable[[CacheEvent], None]] = []
 
@@ -173,7 +177,14 @@ class WatchCache:
         if rev <= self.revision and not bookmark:
             return
         self.revision = max(self.revision, rev)
+        now = time.monotonic()
+        if not bookmark and now - self._last_bookmark >= self.bookmark_interval:
+            # The store only reports progress when it is idle; on a busy cluster (leases renew
+            # every second) watchers of quiet resources would never hear of the revision
+            # moving on and would fall out of the window.  Tell them every few seconds.
+            bookmark = True
         if bookmark:
+            self._last_bookmark = now
             marker = CacheEvent(self.revision, "BOOKMARK", b"", {}, None)
             for w in list(self._watchers):
                 w.push(marker)

@@ -46,7 +46,7 @@ from .errors import NotLeading, OutcomeUnknown, Unreachable
 from .ratelimit import Backoff, TokenBucket
 from .resources import Resource
 
-__all__ = ["APPLY", "JSON_PATCH", "MERGE", "STRATEGIC", "ApiClient", "RequestHook",
+__all__ = ["APPLY", "JSON_PATCH", "MERGE", "STRATEGIC", "ApiClient", "RawReply", "RequestHook",
            "WatchEvent"]
 
 log = logging.getLogger("ketch.client")
@@ -61,6 +61,18 @@ _RETRY_IF_SAFE = (500, 502, 504)
 
 #: Called after every request: (method, resource or path, HTTP code or 0, seconds).
 RequestHook = Callable[[str, str, int, float], None]
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """An answer as it came: HTTP status, body bytes, headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
 
 
 @dataclass(frozen=True)
@@ -82,7 +94,7 @@ class ApiClient:
                  burst: int = 0, timeout: float = 30.0, attempt_timeout: float = 10.0,
                  max_connections: int = 100, clock: Clock | None = None,
                  fence: Callable[[], bool] | None = None,
-                 on_request: RequestHook | None = None) -> None:
+                 on_request: RequestHook | None = None, retries: bool = True) -> None:
         if not config.servers:
             raise ValueError("no apiserver URL in the client configuration")
         self.config = config
@@ -92,6 +104,7 @@ class ApiClient:
         self.clock = clock or RealClock()
         self.fence = fence
         self.on_request = on_request
+        self.retries = retries  # False: one attempt, every failure a data point (benchmarks)
         self._limiter = TokenBucket(qps, burst or max(1, int(qps)), clock=self.clock)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -236,7 +249,7 @@ class ApiClient:
                          timeoutSeconds=str(timeout_seconds) if timeout_seconds else "")
         if send_initial_events:
             params.update(sendInitialEvents="true", resourceVersionMatch="NotOlderThan")
-        resp = await self._open(res.path(namespace), params, str(res))
+        resp = await self.open_stream(res.path(namespace), params, what=str(res))
         try:
             while True:
                 try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel
@@ -259,27 +272,35 @@ class ApiClient:
         finally:
             resp.release()
 
-    async def _open(self, path: str, params: dict[str, str], what: str
-                    ) -> aiohttp.ClientResponse:
-        """Open a streaming GET with the read retries (failover, 429/503 after Retry-After)."""
+    async def open_stream(self, path: str, params: Mapping[str, str] | None = None, *,
+                          what: str = "", server: int | None = None,
+                          headers: Mapping[str, str] | None = None,
+                          raise_for_status: bool = True) -> aiohttp.ClientResponse:
+        """Open a streaming GET (a watch, a log) with the read retries (failover, 429/503
+        after Retry-After); the caller reads the response and releases it.  With
+        ``raise_for_status=False`` a non-2xx answer is returned, not raised."""
         deadline = self.clock.monotonic() + self.timeout
         backoff = Backoff()
         while True:
-            server = self.server
+            base = self.server if server is None else self.config.servers[
+                server % len(self.config.servers)]
             try:
                 resp = await self.session.get(
-                    server + path, params=params,
+                    base + path, params=params, headers=headers,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.attempt_timeout))
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
-                self._failover(server)
-                err: APIError = Unreachable(f"{server}: {e}")
+                if server is None:
+                    self._failover(base)
+                err: APIError = Unreachable(f"{base}: {e}")
+                if not self.retries:
+                    raise err from None
             else:
-                if resp.status < 300:
+                if resp.status < 300 or not raise_for_status:
                     return resp
                 body = await resp.read()
                 resp.release()
                 err = _error(resp.status, body)
-                if resp.status not in _RETRY_ALWAYS + _RETRY_IF_SAFE:
+                if not self.retries or resp.status not in _RETRY_ALWAYS + _RETRY_IF_SAFE:
                     raise err
             await self._pause(err, backoff, deadline)
 
@@ -288,51 +309,76 @@ class ApiClient:
     async def request(self, method: str, path: str, *, body: Any = None,
                       params: Mapping[str, str] | None = None,
                       content_type: str = "application/json", what: str = "",
-                      safe: bool | None = None) -> Any:
+                      safe: bool | None = None, server: int | None = None) -> Any:
         """Send one request with the retries the module docstring describes; the decoded JSON
-        answer, or the error it stands for."""
+        answer, or the error it stands for.  ``server`` pins it to that apiserver (index into
+        the configured URLs; no failover)."""
+        reply = await self.raw(method, path, body=body, params=params,
+                               content_type=content_type, what=what, safe=safe, server=server)
+        if reply.status >= 300:
+            raise _error(reply.status, reply.body)
+        return json.loads(reply.body) if reply.body else {}
+
+    async def raw(self, method: str, path: str, *, body: Any = None,
+                  params: Mapping[str, str] | None = None,
+                  content_type: str = "application/json", what: str = "",
+                  safe: bool | None = None, server: int | None = None,
+                  headers: Mapping[str, str] | None = None,
+                  timeout: float | None = None) -> RawReply:
+        """Like :meth:`request`, but the answer as it came (status, body bytes, headers) for
+        callers that examine HTTP itself (tests of the apiserver, benchmarks, chaos).  Only a
+        failure to get any answer raises; the retries are the same."""
         write = method not in ("GET", "HEAD")
         if write and self.fence is not None and not self.fence():
             raise NotLeading(f"{method} {path}")
         if safe is None:
             safe = not write
         data = None if body is None else (
-            body if isinstance(body, bytes) else json.dumps(body).encode())
-        headers = {"Content-Type": content_type} if data is not None else {}
-        deadline = self.clock.monotonic() + self.timeout
+            body if isinstance(body, bytes) else body.encode() if isinstance(body, str)
+            else json.dumps(body).encode())
+        hdrs = dict(headers or {})
+        skip: tuple[str, ...] = ()
+        if data is not None and content_type:
+            hdrs.setdefault("Content-Type", content_type)
+        elif data is not None:
+            skip = ("Content-Type",)  # send none at all, as some clients do
+        deadline = self.clock.monotonic() + (timeout or self.timeout)
         backoff = Backoff()
         while True:
             await self._limiter.wait()
             if write and self.fence is not None and not self.fence():
                 raise NotLeading(f"{method} {path}")
-            server = self.server
+            base = self.server if server is None else self.config.servers[
+                server % len(self.config.servers)]
             started = self.clock.monotonic()
-            code = 0
             try:
-                timeout = aiohttp.ClientTimeout(
-                    total=max(0.1, min(self.attempt_timeout, deadline - started)))
-                async with self.session.request(method, server + path, params=params,
-                                                data=data, headers=headers,
-                                                timeout=timeout) as resp:
-                    code = resp.status
-                    raw = await resp.read()
+                limit = aiohttp.ClientTimeout(total=max(0.1, min(
+                    timeout or self.attempt_timeout, deadline - started)))
+                async with self.session.request(method, base + path, params=params,
+                                                data=data, headers=hdrs, skip_auto_headers=skip,
+                                                timeout=limit) as resp:
+                    reply = RawReply(resp.status, await resp.read(), resp.headers)
             except aiohttp.ClientConnectorError as e:
-                self._failover(server)
-                err: APIError = Unreachable(f"{server}: {e}")
+                if server is None:
+                    self._failover(base)
+                err: APIError = Unreachable(f"{base}: {e}")
+                if not self.retries:
+                    raise err from None
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError,
                     TimeoutError) as e:
-                self._failover(server)
-                err = OutcomeUnknown(f"{method} {server}{path}: {type(e).__name__} {e}")
-                if not safe:
+                if server is None:
+                    self._failover(base)
+                err = OutcomeUnknown(f"{method} {base}{path}: {type(e).__name__} {e}")
+                if not safe or not self.retries:
                     self._observe(method, what or path, 0, started)
                     raise err from None
             else:
-                self._observe(method, what or path, code, started)
-                if code < 300:
-                    return json.loads(raw) if raw else {}
-                err = _error(code, raw)
-                if code not in _RETRY_ALWAYS and not (safe and code in _RETRY_IF_SAFE):
-                    raise err
+                self._observe(method, what or path, reply.status, started)
+                code = reply.status
+                if code < 300 or not self.retries or (
+                        code not in _RETRY_ALWAYS and not (safe and code in _RETRY_IF_SAFE)):
+                    return reply
+                err = _error(code, reply.body)
             await self._pause(err, backoff, deadline)
 
     async def _pause(self, err: APIError, backoff: Backoff, deadline: float) -> None:

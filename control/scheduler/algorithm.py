@@ -126,6 +126,8 @@ class Algorithm:
         start = self.next_start % total
         if states.spread is None and states.affinity is None and not states.extras \
                 and not states.node_name:
+            if self._plain(pod):
+                return self._fast_plain(cls, nodes, start, want)
             feasible, processed = self._fast(cls, nodes, start, want)
             statuses = None
         else:
@@ -153,6 +155,43 @@ class Algorithm:
             picked += list(fs.islice(0, min(i, want - len(picked))))
         processed = total if len(picked) < want else (picked[-1] - start) % total + 1
         return [nodes[p] for p in picked], processed
+
+    def _plain(self, pod: PodInfo) -> bool:
+        """Whether only the allocation scores can tell nodes apart for ``pod`` (every other
+        score plugin would give all nodes the same value)."""
+        t = pod.template
+        return not (self.cache.soft_tainted or t.preferred.terms or t.spread
+                    or t.preferred_affinity or t.preferred_anti_affinity
+                    or self.cache.affinity_pods or self._default_selector_of(pod) is not None)
+
+    def _fast_plain(self, cls: ClassCache, nodes: list[NodeInfo], start: int, want: int
+                    ) -> Decision:
+        """The fast path with the allocation scores fused into the walk over the sample:
+        no lists, one pass (the common case: pods without preferences or spreading)."""
+        cls.sync(self.cache, nodes, self.cache.position)
+        fs = cls.feasible
+        total = len(nodes)
+        if not fs:
+            self.next_start = start
+            raise FitError(total, {k: v for k, v in cls.verdicts.items() if v is not None})
+        i = fs.bisect_left(start)
+        window = list(fs.islice(i, i + want))
+        if len(window) < want:
+            window += list(fs.islice(0, min(i, want - len(window))))
+        processed = total if len(window) < want else (window[-1] - start) % total + 1
+        self.next_start = (start + processed) % total
+        scores, score_of = cls.scores, cls.allocation_score
+        best, ties = -1, []
+        for pos in window:
+            n = nodes[pos]
+            cached = scores.get(n.name)
+            value = cached[1] if cached is not None and cached[0] == n.gen else score_of(n)
+            if value > best:
+                best, ties = value, [n]
+            elif value == best:
+                ties.append(n)
+        chosen = ties[0] if len(ties) == 1 else self._rng.choice(ties)
+        return Decision(chosen.name, len(window), processed)
 
     def _slow(self, cls: ClassCache, nodes: list[NodeInfo], start: int, want: int,
               states: FilterStates) -> tuple[list[NodeInfo], int, dict[str, Status]]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .counting import Counters
 from .nodeinfo import NodeInfo
-from .podinfo import PodInfo, PodTemplate, class_key, pod_info, template_of
+from .podinfo import PodInfo, PodTemplate, class_key, pod_info, same_class, template_of
 
 __all__ = ["SchedulerCache"]
 
@@ -45,6 +45,8 @@ class SchedulerCache:
         self._positions: dict[str, int] = {}
         self._order_dirty = True
         self.order_version = 0
+        # nodes with a PreferNoSchedule taint (the TaintToleration score matters only then)
+        self.soft_tainted: set[str] = set()
         # placed pods carrying required anti-affinity / any pod affinity: uid -> (pod, node)
         self.anti_pods: dict[str, tuple[PodInfo, str]] = {}
         self.affinity_pods: dict[str, tuple[PodInfo, str]] = {}
@@ -61,7 +63,11 @@ class SchedulerCache:
                 self._templates.popitem(last=False)
         return t
 
-    def pod_info(self, pod: Mapping[str, Any]) -> PodInfo:
+    def pod_info(self, pod: Mapping[str, Any], previous: PodInfo | None = None) -> PodInfo:
+        """``previous``: an earlier version of the same pod, whose template is reused when
+        nothing scheduling reads has changed (no re-hashing on status updates)."""
+        if previous is not None and same_class(previous.obj, pod):
+            return pod_info(pod, previous.template)
         return pod_info(pod, self.template(pod))
 
     # --- nodes --------------------------------------------------------------------------
@@ -89,6 +95,10 @@ class SchedulerCache:
             self._order_dirty = True
         old_zone, had_node = info.zone_key, info.node is not None
         info.set_node(node)
+        if any(t.get("effect") == "PreferNoSchedule" for t in info.taints):
+            self.soft_tainted.add(name)
+        else:
+            self.soft_tainted.discard(name)
         if not had_node or info.zone_key != old_zone:
             self._order_dirty = True
         self._touch(info)
@@ -107,6 +117,7 @@ class SchedulerCache:
         if info is None:
             return
         info.node = None
+        self.soft_tainted.discard(name)
         if not info.pods:
             del self.nodes[name]
         self._order_dirty = True
@@ -204,8 +215,10 @@ class SchedulerCache:
         """A pod with ``spec.nodeName`` as the informer reports it (added or updated):
         confirms an assumed placement, moves a pod the cache had elsewhere, or places it."""
         node = str((pod.get("spec") or {}).get("nodeName") or "")
-        info = self.pod_info(pod)
-        entry = self._placed.get(info.uid)
+        meta = pod.get("metadata") or {}
+        entry = self._placed.get(str(meta.get("uid") or f"{meta.get('namespace')}/"
+                                                          f"{meta.get('name')}"))
+        info = self.pod_info(pod, entry[0] if entry is not None else None)
         if entry is not None and entry[1] == node and entry[0].template is info.template \
                 and entry[0].terminating == info.terminating:
             self._placed[info.uid] = (info, node, False)

@@ -30,7 +30,8 @@ from .terms import (
     parse_spread_constraints,
 )
 
-__all__ = ["PodInfo", "PodTemplate", "class_key", "controller_of", "pod_info", "template_of"]
+__all__ = ["PodInfo", "PodTemplate", "class_key", "controller_of", "pod_info", "same_class",
+           "template_of"]
 
 Obj = Mapping[str, Any]
 HostPort = tuple[str, str, int]
@@ -67,6 +68,23 @@ def class_key(pod: Obj) -> str:
     }
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def same_class(old: Obj, new: Obj) -> bool:
+    """Whether two versions of a pod certainly share a class (what :func:`class_key` reads
+    is equal), by direct comparison — much cheaper than hashing, for the common update that
+    changes only status or ``spec.nodeName``."""
+    if old is new:
+        return True
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    if om.get("labels") != nm.get("labels") or om.get("namespace") != nm.get("namespace") \
+            or om.get("ownerReferences") != nm.get("ownerReferences"):
+        return False
+    os_, ns_ = old.get("spec") or {}, new.get("spec") or {}
+    if any(os_.get(k) != ns_.get(k) for k in _SPEC_FIELDS):
+        return False
+    return bool(os_.get("containers") == ns_.get("containers")
+                and os_.get("initContainers") == ns_.get("initContainers"))
 
 
 def _host_ports(spec: Obj) -> tuple[HostPort, ...]:

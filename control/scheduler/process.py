@@ -1,12 +1,14 @@
 """The scheduler process: ``python -m control.scheduler --kubeconfig F`` (or ``ketch
 scheduler``).
 
-Identity ``system:kube-scheduler`` (from the kubeconfig's client certificate).  With
-``--leader-elect`` it campaigns for the Lease ``kube-system/kube-scheduler`` and schedules
-only while holding it; its informers run either way, so a standby takes over with a warm
-cache.  Its writes go through a client fenced by the lease; the lease itself is written by a
-separate, unfenced client.  ``--metrics-port`` serves ``/metrics`` and ``/healthz`` on
-loopback.  SIGTERM/SIGINT stop it cleanly and release the lease.
+Identity ``system:kube-scheduler`` (from the kubeconfig's client certificate).  Leader-elected
+on the Lease ``kube-system/kube-scheduler`` unless ``--leader-elect=false``: it schedules only
+while holding the Lease, and its informers run either way, so a standby takes over with a warm
+cache.  Its writes go through a client fenced by the lease (not one write after the lease is
+lost); the lease itself is written by a separate, unfenced client.  ``--listen`` serves
+/metrics, /healthz, /readyz and /leader over HTTPS (client certificates required);
+``--metrics-port`` serves /metrics and /healthz in plain HTTP on loopback (benchmarks).
+SIGTERM/SIGINT stop it cleanly and release the Lease, so a standby takes over at once.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from certs.authority import CertsError
+from certs.layout import CertPaths
+from certs.tls import server_context
 from control.client import (
     ApiClient,
     ClientConfig,
@@ -33,36 +36,57 @@ from control.client import (
     LeaderElector,
     LeaseConfig,
 )
+from control.client.health import health_app, serve_health
+from control.client.process import configure_logging, lease_identity, run_main, stop_event
 
 from .metrics import Metrics
 from .scheduler import Scheduler
 
-__all__ = ["add_arguments", "main", "serve"]
+__all__ = ["add_arguments", "main", "run", "serve"]
 
 log = logging.getLogger("ketch.scheduler")
 
 
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kubeconfig", required=True, help="kubeconfig of system:kube-scheduler")
-    p.add_argument("--leader-elect", action="store_true",
-                   help="campaign for the Lease kube-system/kube-scheduler; schedule only "
-                        "while holding it")
+    p.add_argument("--server", action="append", default=[],
+                   help="another apiserver URL to fail over to (repeatable)")
+    p.add_argument("--leader-elect", type=_bool, nargs="?", const=True, default=True,
+                   metavar="BOOL", help="campaign for the Lease kube-system/kube-scheduler and "
+                   "schedule only while holding it (default true)")
+    p.add_argument("--leader-elect-lease-duration", type=float, default=8.0)
+    p.add_argument("--leader-elect-renew-deadline", type=float, default=5.0)
+    p.add_argument("--leader-elect-retry-period", type=float, default=1.0)
     p.add_argument("--lease-name", default="kube-scheduler")
     p.add_argument("--lease-namespace", default="kube-system")
     p.add_argument("--scheduler-name", default="default-scheduler",
                    help="schedule pods whose spec.schedulerName is this")
-    p.add_argument("--metrics-port", type=int, default=0,
-                   help="serve /metrics and /healthz on 127.0.0.1:PORT (0: off)")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
                    help="0: adaptive, as kube-scheduler (50%% - nodes/125, at least 5%%)")
     p.add_argument("--bind-concurrency", type=int, default=64)
-    p.add_argument("--qps", type=float, default=0.0, help="API requests per second (0: no cap)")
+    p.add_argument("--kube-api-qps", type=float, default=0.0,
+                   help="client requests per second (0: unlimited; Kubernetes: 50)")
     p.add_argument("--no-scheduled-events", action="store_true",
                    help="do not write a 'Scheduled' event per bound pod")
+    p.add_argument("--listen", default="", help="HOST:PORT for /metrics, /healthz, /readyz "
+                   "and /leader over HTTPS")
+    p.add_argument("--serving-cert", default="")
+    p.add_argument("--serving-key", default="")
+    p.add_argument("--ca", default="", help="CA for the listener's client certificates")
+    p.add_argument("--metrics-port", type=int, default=0,
+                   help="also serve /metrics and /healthz in plain HTTP on 127.0.0.1:PORT")
     p.add_argument("--log-level", default="INFO")
 
 
-async def _metrics_server(port: int, metrics: Metrics) -> web.AppRunner:
+async def _plain_metrics(port: int, metrics: Metrics) -> web.AppRunner:
     async def scrape(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -80,33 +104,44 @@ async def _metrics_server(port: int, metrics: Metrics) -> web.AppRunner:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    config = ClientConfig.from_kubeconfig(args.kubeconfig)
-    identity = f"{socket.gethostname()}_{os.getpid()}_{os.urandom(4).hex()}"
-    client = ApiClient(config, user_agent=f"ketch-scheduler/{identity}", qps=args.qps)
-    lease_client = ApiClient(config, user_agent=f"ketch-scheduler/{identity}/lease")
+    config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
+    identity = lease_identity()
+    client = ApiClient(config, user_agent="kube-scheduler/ketch", qps=args.kube_api_qps)
+    lease_client = ApiClient(config, user_agent="kube-scheduler/ketch leader-election")
     factory = InformerFactory(client)
     metrics = Metrics()
     recorder = EventRecorder(client, component=args.scheduler_name)
     sched = Scheduler(client, factory, name=args.scheduler_name, recorder=recorder,
                       metrics=metrics, percentage=args.percentage_of_nodes_to_score,
                       bind_concurrency=args.bind_concurrency)
-    if args.no_scheduled_events:
-        sched.scheduled_events = False
+    sched.scheduled_events = not args.no_scheduled_events
     work: Callable[[], Coroutine[Any, Any, None]] = sched.run
+    leading: Callable[[], bool] = lambda: True
     if args.leader_elect:
         elector = LeaderElector(lease_client, LeaseConfig(
-            args.lease_namespace, args.lease_name, identity),
+            args.lease_namespace, args.lease_name, identity,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period),
             on_change=lambda holder: log.info("lease %s/%s held by %s", args.lease_namespace,
                                               args.lease_name, holder or "nobody"))
         client.fence = elector.is_leading
+        leading = elector.is_leading
         work = lambda: elector.run(sched.run)
-    runner = await _metrics_server(args.metrics_port, metrics) if args.metrics_port else None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    log.info("scheduler %s starting as %s (leader election %s)", args.scheduler_name,
-             config.user, "on" if args.leader_elect else "off")
+    runners: list[Any] = []
+    if args.listen:
+        tls = server_context(CertPaths(Path(args.ca), Path(args.serving_cert),
+                                       Path(args.serving_key)))
+        app = health_app(metrics.registry, checks={
+            "informer-sync": lambda: None if all(
+                i.synced.is_set() for i in (sched.pods, sched.nodes)) else "caches syncing"},
+            leader=lambda: identity if leading() else "")
+        runners.append(await serve_health(app, args.listen, tls))
+    if args.metrics_port:
+        runners.append(await _plain_metrics(args.metrics_port, metrics))
+    stop = stop_event()
+    log.info("scheduler %s starting as %s (%s), leader election %s", args.scheduler_name,
+             config.user, identity, "on" if args.leader_elect else "off")
     factory.start()
     tasks = [asyncio.create_task(work(), name="scheduling"),
              asyncio.create_task(recorder.run(), name="events")]
@@ -124,7 +159,7 @@ async def serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             await recorder.flush(1.0)
         await factory.stop()
-        if runner is not None:
+        for runner in runners:
             await runner.cleanup()
         await client.close()
         await lease_client.close()
@@ -138,13 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_level)
     try:
-        import uvloop
-        return int(uvloop.run(serve(args)))
-    except ImportError:  # uvloop is a dependency; fall back only where it cannot install
-        return asyncio.run(serve(args))
+        return run_main(serve(args))
+    except CertsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -357,6 +357,18 @@ def test_main_update_keeps_status_and_status_update_keeps_everything_else() -> N
     assert strategy_for(*DEPLOY).validate_update(new, old) == []
 
 
+def test_deployment_status_writes_carry_annotations_as_kube() -> None:
+    """The deployment controller records its revision annotation through status writes
+    (kube's deploymentStatusStrategy resets only spec and labels); a ReplicaSet's may not."""
+    new = _updated(DEPLOY, _set("metadata", "annotations",
+                                value={"deployment.kubernetes.io/revision": "2"}), status=True)
+    assert new["metadata"]["annotations"] == {"deployment.kubernetes.io/revision": "2"}
+    assert new["metadata"]["generation"] == 1
+    rs = _updated(("apps", "replicasets"), _set("metadata", "annotations", value={"a": "b"}),
+                  status=True)
+    assert "annotations" not in rs["metadata"]
+
+
 def test_update_keeps_uid_and_creation_timestamp_left_out() -> None:
     new = _updated(("", "configmaps"), lambda o: o["metadata"].pop("uid"))
     assert new["metadata"]["uid"] == UID

@@ -63,6 +63,10 @@ class BaseStrategy:
     generation_paths: tuple[tuple[str, ...], ...] = (("spec",),)
     needs_uid_selector: bool = False
     needs_cluster_ip: bool = False
+    #: Metadata a status write may change after all (Deployments: the controller records
+    #: ``deployment.kubernetes.io/revision`` through its status writes, as kube's
+    #: ``deploymentStatusStrategy`` resets only spec and labels).
+    status_keeps_meta: tuple[str, ...] = ()
 
     def __init__(self, *, namespaced: bool, status_subresource: bool) -> None:
         self.namespaced = namespaced
@@ -132,13 +136,15 @@ class BaseStrategy:
     def prepare_for_status_update(self, new: dict[str, Any], old: Mapping[str, Any]) -> None:
         """Make ``new`` ``old`` with ``new``'s status: spec and every other top-level field,
         and the metadata a status write may not touch (labels, annotations, finalizers,
-        owner references, deletion marks, generation), come from ``old``. ``new``'s own
-        metadata otherwise stays (resourceVersion precondition, managedFields)."""
+        owner references, deletion marks, generation; less ``status_keeps_meta``), come from
+        ``old``. ``new``'s own metadata otherwise stays (resourceVersion precondition,
+        managedFields)."""
         status = new.get("status")
         meta = dict(metadata_of(new))
         old_meta = old.get("metadata") or {}
         for field in _STATUS_RESET_META:
-            _set_or_drop(meta, field, old_meta.get(field))
+            if field not in self.status_keeps_meta:
+                _set_or_drop(meta, field, old_meta.get(field))
         _keep_meta(meta, old_meta)
         new.clear()
         new.update(copy.deepcopy({k: v for k, v in old.items() if k not in ("metadata", "status")}))

@@ -241,6 +241,7 @@ class DeploymentStrategy(WorkloadStrategy):
     rolling_defaults = (("maxUnavailable", "25%"), ("maxSurge", "25%"))
     # Annotations are copied to the ReplicaSets, so changing them is a new generation too.
     generation_paths = (("spec",), ("metadata", "annotations"))
+    status_keeps_meta = ("annotations",)
 
     def validate_kind_spec(self, spec: Mapping[str, Any]) -> list[Cause]:
         errs = nonnegative(spec, "spec", "progressDeadlineSeconds")

@@ -131,7 +131,7 @@ def test_latency_summary() -> None:
 def _phase(verb: str, conc: int, p99: float, *, errors: int = 0, conflicts: int = 0
            ) -> PhaseResult:
     load = summarize([0.001, p99], concurrency=conc, seconds=1.0, errors=errors + conflicts,
-                     error_kinds={"ApiConflict": conflicts} if conflicts else None)
+                     error_kinds={"Conflict": conflicts} if conflicts else None)
     return PhaseResult(verb=verb, load=load, conflicts=conflicts,
                        items=100 if verb == "list" else 0,
                        cpu=CpuUse(apiserver=0.9, store=0.3, client=0.2))

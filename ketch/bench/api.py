@@ -26,7 +26,7 @@ from typing import Any
 
 from certs.layout import admin_paths
 from certs.tls import client_context
-from ketch.bench.api_client import ApiClient, GroupCpu
+from control.client import ApiClient, ClientConfig
 from ketch.bench.api_load import VERBS, CrudSettings, run_crud
 from ketch.bench.api_report import (
     PhaseResult,
@@ -39,6 +39,7 @@ from ketch.bench.api_report import (
 )
 from ketch.bench.api_watch import WatchSettings, run_watch
 from ketch.bench.cli import parse_concurrency
+from ketch.bench.cpu import GroupCpu
 from ketch.bench.report import format_cpu_note
 from ketch.cluster import Cluster, ClusterError
 
@@ -128,7 +129,9 @@ async def _measure(cluster: Cluster, args: argparse.Namespace, crud_s: CrudSetti
     crud: list[PhaseResult] = []
     watch: WatchResult | None = None
     limit = max(max(crud_s.concurrency), 64)
-    async with ApiClient(urls, ctx, limit=limit, timeout=args.timeout) as client:
+    config = ClientConfig(tuple(urls), ctx, "admin")
+    async with ApiClient(config, retries=False, max_connections=limit, timeout=args.timeout,
+                         attempt_timeout=args.timeout) as client:
         if args.only in (None, "crud"):
             crud = await run_crud(client, crud_s, cpu=cpu, progress=_progress)
         if args.only in (None, "watch"):
@@ -207,7 +210,8 @@ def run_api(args: argparse.Namespace) -> int:
         _progress(f"open-files limit {soft} < {need + _SPARE_FDS}: some watches may fail")
     root = args.dir or Path(tempfile.mkdtemp(prefix="ketch-bench-api-"))
     root.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(root / "cluster", apiservers=args.apiservers)
+    cluster = Cluster(root / "cluster", apiservers=args.apiservers, controller_managers=0,
+                      schedulers=0)  # the apiserver and the store alone
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _progress(f"starting store ×3 + {args.apiservers} apiserver(s) in {cluster.dir}")

@@ -18,8 +18,11 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ketch.bench.api_client import MERGE_PATCH, ApiClient, ApiConflict, GroupCpu
+from control.api.errors import AlreadyExists, Conflict
+from control.client import MERGE, ApiClient
+from control.client import resources as R
 from ketch.bench.api_report import SLOS, PhaseResult
+from ketch.bench.cpu import GroupCpu
 from ketch.bench.load import LoadResult, Op, run_closed_loop
 from ketch.bench.scenarios import describe
 
@@ -120,7 +123,7 @@ class _Crud:
             try:
                 self.objects[name] = await client.request("PUT", f"{_BASE}/{name}", body=obj,
                                                           server=slot)
-            except ApiConflict:
+            except (Conflict, AlreadyExists):
                 self.objects[name] = await client.request("GET", f"{_BASE}/{name}",
                                                           server=slot)
                 raise
@@ -130,7 +133,7 @@ class _Crud:
             name = self.pool[owned_index(slot, k, conc, len(self.pool))]
             self.objects[name] = await client.request(
                 "PATCH", f"{_BASE}/{name}", body={"data": {"k": str(i)}},
-                content_type=MERGE_PATCH, server=slot)
+                content_type=MERGE, server=slot)
 
         async def delete(i: int) -> None:
             slot, _ = slots.take()
@@ -164,9 +167,18 @@ class _Crud:
                                f"{r.error_samples[:1]}")
 
 
+async def ensure_namespace(client: ApiClient, name: str) -> None:
+    """Create namespace ``name`` unless it exists."""
+    body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    try:
+        await client.create(R.NAMESPACES, body)
+    except AlreadyExists:
+        pass
+
+
 async def seed_list_namespace(client: ApiClient) -> None:
     """Namespace ``benchl`` with exactly `LIST_SEED` small ConfigMaps."""
-    await client.ensure_namespace(LIST_NS)
+    await ensure_namespace(client, LIST_NS)
     sem = asyncio.Semaphore(_FILL_CONCURRENCY)
 
     async def one(n: int) -> None:
@@ -180,8 +192,9 @@ async def seed_list_namespace(client: ApiClient) -> None:
             group.create_task(one(n))
 
 
-def _kinds(r: LoadResult, exc: type[Exception]) -> int:
-    return dict(r.error_kinds).get(exc.__name__, 0)
+def _kinds(r: LoadResult, *excs: type[Exception]) -> int:
+    kinds = dict(r.error_kinds)
+    return sum(kinds.get(e.__name__, 0) for e in excs)
 
 
 async def _phase(crud: _Crud, verb: str, conc: int, cpu: GroupCpu) -> PhaseResult:
@@ -200,7 +213,7 @@ async def _phase(crud: _Crud, verb: str, conc: int, cpu: GroupCpu) -> PhaseResul
     r = await run_closed_loop(measured, concurrency=conc, seconds=s.duration, warmup=s.warmup,
                               op_timeout=s.timeout * 2, stop=stop)
     use = cpu.stop()
-    return PhaseResult(verb=verb, load=r, conflicts=_kinds(r, ApiConflict),
+    return PhaseResult(verb=verb, load=r, conflicts=_kinds(r, Conflict, AlreadyExists),
                        exhausted=_kinds(r, PoolExhausted),
                        items=LIST_SEED if verb == "list" else 0, cpu=use)
 
@@ -220,7 +233,7 @@ async def run_crud(client: ApiClient, settings: CrudSettings, *, cpu: GroupCpu,
     """Every verb of ``settings.verbs`` at every concurrency, verb-major, into a list of
     results in that order.  Before reads and writes of existing objects the pool is filled to
     at least the largest concurrency, so every worker owns objects of its own."""
-    await client.ensure_namespace(NS)
+    await ensure_namespace(client, NS)
     if "list" in settings.verbs:
         await seed_list_namespace(client)
     crud = _Crud(client, settings)

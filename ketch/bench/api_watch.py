@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import aiohttp
-
-from ketch.bench.api_client import MERGE_PATCH, ApiClient, GroupCpu
+from control.client import MERGE, ApiClient
+from ketch.bench.api_load import ensure_namespace
 from ketch.bench.api_report import WatchResult, latency
+from ketch.bench.cpu import GroupCpu
 
 __all__ = ["TARGETS", "Tally", "WatchSettings", "parse_event", "run_watch", "tally"]
 
@@ -113,13 +113,14 @@ class _Watch:
     error: str | None = None
 
 
-async def _follow(session: aiohttp.ClientSession, url: str, start_rv: int, sentinel: int,
+async def _follow(client: ApiClient, server: int, start_rv: int, sentinel: int,
                   state: _Watch, ready: Callable[[], None]) -> None:
     """Stream one watch into ``state`` until cancelled; call ``ready`` once the sentinel is in
     (or the watch failed).  Never raises anything but CancelledError: a failure is recorded."""
     params = {"watch": "true", "resourceVersion": str(start_rv), "timeoutSeconds": "3600"}
     try:
-        async with session.get(url + _BASE, params=params) as resp:
+        resp = await client.open_stream(_BASE, params, server=server, raise_for_status=False)
+        async with resp:
             if resp.status != 200:
                 raise RuntimeError(f"watch answered {resp.status}: {(await resp.read())[:200]!r}")
             while True:
@@ -141,7 +142,7 @@ async def _follow(session: aiohttp.ClientSession, url: str, start_rv: int, senti
 
 async def _setup(client: ApiClient) -> tuple[int, int]:
     """The targets and the sentinel: (rv to start watches at, the sentinel's rv)."""
-    await client.ensure_namespace(WATCH_NS)
+    await ensure_namespace(client, WATCH_NS)
     start = 0
     for n in range(TARGETS):
         out = await client.request("POST", _BASE, body={
@@ -164,7 +165,7 @@ async def _write_all(client: ApiClient, s: WatchSettings) -> tuple[dict[int, tup
         sent = time.perf_counter()
         try:
             out = await client.request("PATCH", f"{_BASE}/w-{i % TARGETS}",
-                                       body={"data": {"seq": str(i)}}, content_type=MERGE_PATCH)
+                                       body={"data": {"seq": str(i)}}, content_type=MERGE)
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors.append(f"{type(exc).__name__}: {exc}"[:200])
             return
@@ -219,7 +220,7 @@ async def run_watch(client: ApiClient, s: WatchSettings, *, cpu: GroupCpu,
     gate = asyncio.Semaphore(s.connect_parallel)
     opened = time.perf_counter()
 
-    async def watcher(j: int, session: aiohttp.ClientSession) -> None:
+    async def watcher(j: int) -> None:
         await gate.acquire()
         released = False
 
@@ -231,15 +232,19 @@ async def run_watch(client: ApiClient, s: WatchSettings, *, cpu: GroupCpu,
 
         # With several apiservers the writes go through the first and the watches are
         # spread over the others, so the writer is not queued behind the fan-out.
-        n = len(client.urls)
+        n = len(client.config.servers)
         server = j if n < 2 else 1 + j % (n - 1)
-        await _follow(session, client.url(server), start_rv, sentinel, states[j], ready)
+        await _follow(watches, server, start_rv, sentinel, states[j], ready)
 
     def settled() -> bool:
         return all(w.established or w.error for w in states)
 
-    async with client.session_for_watches(s.watchers) as session, asyncio.TaskGroup() as group:
-        tasks = [group.create_task(watcher(j, session)) for j in range(s.watchers)]
+    # The watches get their own connections, so their long-lived streams never take a slot
+    # the writes need.
+    watches = ApiClient(client.config, retries=False, max_connections=s.watchers + 1,
+                        timeout=30.0, attempt_timeout=30.0)
+    async with watches, asyncio.TaskGroup() as group:
+        tasks = [group.create_task(watcher(j)) for j in range(s.watchers)]
         try:
             progress(f"watch: opening {s.watchers} watches")
             await _until(settled, s.establish_timeout)

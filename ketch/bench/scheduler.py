@@ -64,6 +64,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pods", type=int, default=5000)
     p.add_argument("--workers", type=int, default=32, help="concurrent pod creators")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0)
+    p.add_argument("--bind-concurrency", type=int, default=64,
+                   help="the scheduler's binds in flight at once")
     p.add_argument("--scheduled-events", action="store_true",
                    help="let the scheduler write a 'Scheduled' event per pod (kube-scheduler "
                         "does; off by default here so the apiserver's budget goes to binds)")
@@ -151,7 +153,8 @@ def _start_scheduler(cluster: Cluster, workdir: Path, port: int,
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
     cmd = [sys.executable, "-m", "control.scheduler", "--kubeconfig", str(kubeconfig),
            "--leader-elect=false", "--metrics-port", str(port), "--log-level", "WARNING",
-           "--percentage-of-nodes-to-score", str(args.percentage_of_nodes_to_score)]
+           "--percentage-of-nodes-to-score", str(args.percentage_of_nodes_to_score),
+           "--bind-concurrency", str(args.bind_concurrency)]
     if not args.scheduled_events:
         cmd.append("--no-scheduled-events")
     log = (workdir / "scheduler.log").open("ab")

@@ -46,6 +46,9 @@ from typing import Any
 
 import aiohttp
 
+from control.api.errors import APIError
+from control.client import ApiClient, ClientConfig
+
 from .api_answers import Answer, Belief, lists, rv_of, value_of
 from .apiserver import ApiServers
 from .checkers.api import ApiFinalState
@@ -93,30 +96,31 @@ class ApiWorkload:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    def _session(self) -> aiohttp.ClientSession:
-        return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=self._servers.ssl_context(), limit=64),
-            headers={"User-Agent": "ketch-chaos/1"})
+    def _session(self) -> ApiClient:
+        """The shared API client to every apiserver (each call pinned to one), without
+        retries: the workload records what happened to each single request."""
+        config = ClientConfig(tuple(s.url for s in self._servers.servers),
+                              self._servers.ssl_context(), "admin")
+        return ApiClient(config, user_agent="ketch-chaos/1", retries=False,
+                         timeout=self._timeout, attempt_timeout=self._timeout,
+                         max_connections=64)
 
-    async def _call(self, session: aiohttp.ClientSession, server: int, method: str,
+    async def _call(self, session: ApiClient, server: int, method: str,
                     path: str, body: Any = None, *, content_type: str = "application/json",
                     timeout: float | None = None) -> Answer:
-        url = self._servers.servers[server].url + path
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
         try:
             async with asyncio.timeout(timeout or self._timeout):
-                async with session.request(method, url, data=data, headers=headers) as r:
-                    raw = await r.read()
-                    try:
-                        parsed = json.loads(raw) if raw else None
-                    except ValueError:
-                        parsed = None
-                    return Answer(r.status, parsed)
+                r = await session.raw(method, path, body=body, content_type=content_type,
+                                      server=server, timeout=timeout or self._timeout)
         except TimeoutError:
             return Answer(None, None, "timeout")
-        except (aiohttp.ClientError, OSError) as e:
+        except APIError as e:  # Unreachable or OutcomeUnknown: no HTTP answer
             return Answer(None, None, f"{type(e).__name__}: {e}"[:200])
+        try:
+            parsed = json.loads(r.body) if r.body else None
+        except ValueError:
+            parsed = None
+        return Answer(r.status, parsed)
 
     def _begin(self, client: int, kind: str, key: str | None, input: dict[str, Any]) -> int:
         return self.history.record_invoke(client=client, kind=kind, key=key, input=input,
@@ -204,7 +208,7 @@ class ApiWorkload:
                 if self._think:
                     await asyncio.sleep(rng.uniform(0, 2 * self._think))
 
-    async def _step(self, session: aiohttp.ClientSession, c: int, n: int, server: int,
+    async def _step(self, session: ApiClient, c: int, n: int, server: int,
                     rng: random.Random, objs: dict[str, Belief]) -> None:
         cid = API_CLIENT_BASE + c
         value = f"c{c}-{n}"
@@ -234,7 +238,7 @@ class ApiWorkload:
         else:
             await self._get(session, cid, server, rng.choice(live), objs)
 
-    async def _create(self, session: aiohttp.ClientSession, cid: int, server: int, name: str,
+    async def _create(self, session: ApiClient, cid: int, server: int, name: str,
                       value: str, objs: dict[str, Belief]) -> None:
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": NAMESPACE}, "data": {"v": value}}
@@ -251,7 +255,7 @@ class ApiWorkload:
             objs.pop(name, None)
             self.notes.append(f"create {name} failed: {ans.code} {ans.reason()}")
 
-    async def _get(self, session: aiohttp.ClientSession, cid: int, server: int, name: str,
+    async def _get(self, session: ApiClient, cid: int, server: int, name: str,
                    objs: dict[str, Belief] | None) -> tuple[Status, Answer]:
         op = self._begin(cid, "api_get", name, {"server": server})
         ans = await self._call(session, server, "GET", f"{COLLECTION}/{name}")
@@ -276,7 +280,7 @@ class ApiWorkload:
         else:
             objs[name].doubt = True
 
-    async def _update(self, session: aiohttp.ClientSession, cid: int, server: int, name: str,
+    async def _update(self, session: ApiClient, cid: int, server: int, name: str,
                       value: str, read: Belief, objs: dict[str, Belief]) -> None:
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": name, "namespace": NAMESPACE,
@@ -289,7 +293,7 @@ class ApiWorkload:
                                                    "value": value_of(ans.body)})
         self._after_write(name, status, ans, objs)
 
-    async def _patch(self, session: aiohttp.ClientSession, cid: int, server: int, name: str,
+    async def _patch(self, session: ApiClient, cid: int, server: int, name: str,
                      value: str, objs: dict[str, Belief]) -> None:
         op = self._begin(cid, "api_patch", name, {"server": server, "value": value})
         ans = await self._call(session, server, "PATCH", f"{COLLECTION}/{name}",
@@ -298,7 +302,7 @@ class ApiWorkload:
                                                   "value": value_of(ans.body)})
         self._after_write(name, status, ans, objs)
 
-    async def _delete(self, session: aiohttp.ClientSession, cid: int, server: int, name: str,
+    async def _delete(self, session: ApiClient, cid: int, server: int, name: str,
                       objs: dict[str, Belief]) -> None:
         op = self._begin(cid, "api_delete", name, {"server": server})
         ans = await self._call(session, server, "DELETE", f"{COLLECTION}/{name}")
@@ -360,7 +364,7 @@ class ApiWorkload:
     def _seen(self, wid: int, rv: int) -> None:
         self.progress[wid] = max(self.progress.get(wid, 0), rv)
 
-    async def _relist(self, session: aiohttp.ClientSession, wid: int, server: int,
+    async def _relist(self, session: ApiClient, wid: int, server: int,
                       reason: str) -> int | None:
         op = self._begin(wid, "api_relist", None, {"server": server, "reason": reason})
         ans = await self._call(session, server, "GET", COLLECTION)
@@ -384,17 +388,17 @@ class ApiWorkload:
         op = self.history.record_invoke(client=wid, kind=kind, key=key, input=input, at=t)
         self.history.record_complete(op, "ok", output, at=t)
 
-    async def _stream(self, session: aiohttp.ClientSession, wid: int, server: int, last: int,
+    async def _stream(self, session: ApiClient, wid: int, server: int, last: int,
                       stream: int, rng: random.Random) -> tuple[int, bool]:
         """One watch request from ``last``; (the last rv seen, whether it ended in 410)."""
-        url = self._servers.servers[server].url + COLLECTION
         params = {"watch": "true", "resourceVersion": str(last), "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(rng.randint(20, 60))}
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=3.0, sock_read=self._idle)
         inp = {"server": server, "stream": stream}
         opened = False
         try:
-            async with session.get(url, params=params, timeout=timeout) as r:
+            r = await session.open_stream(COLLECTION, params, server=server,
+                                          raise_for_status=False)
+            async with r:
                 if r.status != 200:
                     self._instant(wid, "api_watch_error", None, inp,
                                   {"code": r.status, "reason": "http"})
@@ -402,7 +406,11 @@ class ApiWorkload:
                     return last, r.status == 410
                 opened = True
                 self.watch_streams[wid] += 1
-                async for line in r.content:
+                while True:
+                    async with asyncio.timeout(self._idle):  # a silent stream is a dead one
+                        line = await r.content.readline()
+                    if not line:
+                        break
                     if not line.strip():
                         continue
                     ev = json.loads(line)
@@ -424,7 +432,7 @@ class ApiWorkload:
                                       {"type": typ, "rv": rv, "value": value_of(obj)})
                     last = rv
                     self._seen(wid, rv)
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
+        except (APIError, aiohttp.ClientError, OSError, TimeoutError, ValueError):
             (self.watch_breaks if opened else self.watch_refused)[wid] += 1
         return last, False
 

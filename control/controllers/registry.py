@@ -14,6 +14,7 @@ CONTROLLERS: dict[str, str] = {
     "replicaset": "control.controllers.replicaset:ReplicaSetController",
     "endpoint": "control.controllers.endpoints:EndpointsController",
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",
+    "garbagecollector": "control.controllers.garbagecollector:GarbageCollector",
 }
 
 

@@ -15,6 +15,7 @@ CONTROLLERS: dict[str, str] = {
     "endpoint": "control.controllers.endpoints:EndpointsController",
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",
     "garbagecollector": "control.controllers.garbagecollector:GarbageCollector",
+    "nodeipam": "control.controllers.nodeipam:NodeIpamController",
 }
 
 

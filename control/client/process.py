@@ -39,6 +39,6 @@ def run_main(main: Coroutine[Any, Any, int]) -> int:
     """Run ``main`` on uvloop (asyncio if uvloop cannot be imported); its exit code."""
     try:
         import uvloop
-        return uvloop.run(main)
     except ImportError:  # pragma: no cover - uvloop is a dependency
         return asyncio.run(main)
+    return uvloop.run(main)

@@ -72,7 +72,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("scheduler", "schedulers", "control.scheduler"),
 )}
 _START_ORDER = ("apiserver", "controller-manager", "scheduler")
-_DEFAULT_COUNTS = {"apiserver": 1, "controller-manager": 1, "scheduler": 0}
+_DEFAULT_COUNTS = {"apiserver": 1, "controller-manager": 1, "scheduler": 1}
 
 
 @dataclass(frozen=True)

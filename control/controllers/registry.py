@@ -12,6 +12,7 @@ __all__ = ["CONTROLLERS", "load"]
 
 CONTROLLERS: dict[str, str] = {
     "replicaset": "control.controllers.replicaset:ReplicaSetController",
+    "job": "control.controllers.job:JobController",
     "endpoint": "control.controllers.endpoints:EndpointsController",
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",
     "garbagecollector": "control.controllers.garbagecollector:GarbageCollector",

@@ -1,0 +1,181 @@
+"""What one sync of a Job knows and concludes before it writes anything (kubernetes
+``job_controller.go`` ``syncJob``'s first half, ``getNewFinishedPods``,
+``calculateSucceededIndexes``, ``pastActiveDeadline``).
+
+Pure: :func:`begin` builds a :class:`SyncState` from the Job (a private copy), its claimed
+pods and what the controller remembers; :func:`judge` decides the terminal condition the
+sync works toward — ``FailureTarget`` for ``BackoffLimitExceeded`` or ``DeadlineExceeded``,
+or a ``SuccessCriteriaMet``/``FailureTarget`` an earlier sync already wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from control.api.clock import format_time, parse_time
+from control.api.errors import APIError
+
+from .jobindexes import (
+    UNKNOWN,
+    Intervals,
+    completion_index,
+    has,
+    parse_intervals,
+    total,
+    with_indexes,
+)
+from .jobutil import (
+    Backoff,
+    find_condition,
+    has_tracking_finalizer,
+    is_pod_failed,
+    is_terminating,
+    new_condition,
+    past_backoff_limit_on_failure,
+)
+from .podutil import is_pod_active, is_pod_ready
+
+__all__ = ["SyncState", "begin", "complete", "deadline_left", "is_indexed", "judge"]
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class SyncState:
+    """One sync of one Job (``syncJobCtx``).  ``job`` is a private copy whose status is
+    being rebuilt; ``uncounted_*`` are the UIDs its status listed when the sync began."""
+
+    key: str
+    job: Obj
+    pods: list[Obj]
+    active: list[Obj]
+    now: str
+    backoff: Backoff = field(default_factory=Backoff)
+    expected_rm: set[str] = field(default_factory=set)
+    uncounted_succeeded: set[str] = field(default_factory=set)
+    uncounted_failed: set[str] = field(default_factory=set)
+    finished: Obj | None = None
+    succeeded: int = 0
+    failed: int = 0
+    prev_indexes: Intervals = field(default_factory=list)
+    indexes: Intervals = field(default_factory=list)
+    terminating: int = 0
+    ready: int = 0
+    error: APIError | None = None
+    requeue: float | None = None
+
+    def again(self, seconds: float) -> None:
+        """Look at this Job again in ``seconds`` (the soonest of all asks wins)."""
+        if self.requeue is None or seconds < self.requeue:
+            self.requeue = max(0.0, seconds)
+
+
+def is_indexed(job: Obj) -> bool:
+    return (job.get("spec") or {}).get("completionMode") == "Indexed"
+
+
+def _uid(o: Obj) -> str:
+    return str((o.get("metadata") or {}).get("uid", ""))
+
+
+def begin(key: str, job: Obj, pods: list[Obj], *, now: dt.datetime, remembered: Backoff,
+          expected_rm: set[str]) -> SyncState:
+    """The sync's state: active pods, newly finished pods counted provisionally, startTime
+    set (unless suspended), the back-off record advanced by the newly finished pods."""
+    status = job.setdefault("status", {})
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    status["uncountedTerminatedPods"] = {k: list(uncounted[k]) for k in (
+        "succeeded", "failed") if uncounted.get(k)}
+    active = [p for p in pods if is_pod_active(p)]
+    st = SyncState(key=key, job=job, pods=pods, active=active, now=format_time(now),
+                   expected_rm=expected_rm,
+                   uncounted_succeeded=set(uncounted.get("succeeded") or ()),
+                   uncounted_failed=set(uncounted.get("failed") or ()),
+                   terminating=sum(1 for p in pods if is_terminating(p)),
+                   ready=sum(1 for p in active if is_pod_ready(p)))
+    new_ok, new_failed = _new_finished(st)
+    st.succeeded = int(status.get("succeeded") or 0) + len(new_ok) + len(
+        st.uncounted_succeeded)
+    st.failed = int(status.get("failed") or 0) + len(new_failed) + len(st.uncounted_failed)
+    if not status.get("startTime") and not (job.get("spec") or {}).get("suspend"):
+        status["startTime"] = st.now
+    st.backoff = remembered.after(new_ok, new_failed)
+    return st
+
+
+def _valid_index(pod: Obj, job: Obj) -> bool:
+    ix = completion_index(pod)
+    return ix != UNKNOWN and ix < int((job.get("spec") or {}).get("completions") or 0)
+
+
+def _new_finished(st: SyncState) -> tuple[list[Obj], list[Obj]]:
+    """Finished pods still carrying the finalizer and not yet listed as uncounted."""
+    ok, failed = [], []
+    for p in st.pods:
+        uid = _uid(p)
+        if not has_tracking_finalizer(p) or uid in st.expected_rm:
+            continue
+        if is_indexed(st.job) and not _valid_index(p, st.job):
+            continue
+        if (p.get("status") or {}).get("phase") == "Succeeded":
+            if uid not in st.uncounted_succeeded:
+                ok.append(p)
+        elif is_pod_failed(p, st.job) and uid not in st.uncounted_failed:
+            failed.append(p)
+    return ok, failed
+
+
+def deadline_left(job: Obj, now: dt.datetime) -> float | None:
+    """Seconds until ``activeDeadlineSeconds`` runs out (negative: past); None without a
+    deadline, before the start or while suspended."""
+    spec = job.get("spec") or {}
+    deadline = spec.get("activeDeadlineSeconds")
+    started = parse_time((job.get("status") or {}).get("startTime"))
+    if deadline is None or started is None or spec.get("suspend"):
+        return None
+    return float(deadline) - (now - started).total_seconds()
+
+
+def judge(st: SyncState, now: dt.datetime) -> None:
+    """Set ``st.finished`` to the terminal condition this sync works toward, ask to look
+    again when the deadline will pass, and count an Indexed Job's succeeded indexes."""
+    job, status = st.job, st.job["status"]
+    spec = job.get("spec") or {}
+    conds = status.get("conditions") or []
+    met = find_condition(conds, "SuccessCriteriaMet")
+    target = find_condition(conds, "FailureTarget")
+    left = deadline_left(job, now)
+    if met is not None and met.get("status") == "True":
+        st.finished = met
+    elif target is not None and target.get("status") == "True":
+        st.finished = new_condition("Failed", "True", target.get("reason", ""),
+                                    target.get("message", ""), st.now)
+    elif st.failed > int(spec.get("backoffLimit", 6)) \
+            or past_backoff_limit_on_failure(job, st.pods):
+        st.finished = new_condition("FailureTarget", "True", "BackoffLimitExceeded",
+                                    "Job has reached the specified backoff limit", st.now)
+    elif left is not None and left <= 0:
+        st.finished = new_condition("FailureTarget", "True", "DeadlineExceeded",
+                                    "Job was active longer than specified deadline", st.now)
+    elif left is not None:
+        st.again(left)
+    if is_indexed(job):
+        completions = int(spec.get("completions") or 0)
+        st.prev_indexes = parse_intervals(status.get("completedIndexes"), completions)
+        new = {completion_index(p) for p in st.pods
+               if (p.get("status") or {}).get("phase") == "Succeeded"
+               and _valid_index(p, job) and has_tracking_finalizer(p)}
+        st.indexes = with_indexes(st.prev_indexes, (ix for ix in new
+                                                    if not has(st.prev_indexes, ix)))
+        st.succeeded = total(st.indexes)
+
+
+def complete(job: Obj, st: SyncState, active: int) -> bool:
+    """Enough successes and nothing still running: ``completions`` of them, or any one when
+    the Job has no completions (each pod can tell the whole work is done)."""
+    completions = (job.get("spec") or {}).get("completions")
+    if completions is None:
+        return st.succeeded > 0 and active == 0
+    return st.succeeded >= int(completions) and active == 0

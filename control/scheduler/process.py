@@ -106,7 +106,8 @@ async def _plain_metrics(port: int, metrics: Metrics) -> web.AppRunner:
 async def serve(args: argparse.Namespace) -> int:
     config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
     identity = lease_identity()
-    client = ApiClient(config, user_agent="kube-scheduler/ketch", qps=args.kube_api_qps)
+    client = ApiClient(config, user_agent="kube-scheduler/ketch", qps=args.kube_api_qps,
+                       max_connections=args.bind_concurrency + 32)
     lease_client = ApiClient(config, user_agent="kube-scheduler/ketch leader-election")
     factory = InformerFactory(client)
     metrics = Metrics()

@@ -63,7 +63,13 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--nodes", type=int, default=1000)
     p.add_argument("--pods", type=int, default=5000)
     p.add_argument("--workers", type=int, default=32, help="concurrent pod creators")
+    p.add_argument("--apiservers", type=int, default=1,
+                   help="apiservers to start; with 2+, pods are created through the first and "
+                        "the scheduler watches and binds through the last")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0)
+    p.add_argument("--precreate", action="store_true",
+                   help="create every pod before the scheduler starts: measures deciding and "
+                        "binding alone, without pod creation competing for the apiserver")
     p.add_argument("--bind-concurrency", type=int, default=64,
                    help="the scheduler's binds in flight at once")
     p.add_argument("--scheduled-events", action="store_true",
@@ -147,7 +153,7 @@ def _start_scheduler(cluster: Cluster, workdir: Path, port: int,
                      args: argparse.Namespace) -> subprocess.Popen[bytes]:
     paths = scheduler_paths(cluster.store.certs_dir)
     kubeconfig = workdir / "scheduler.kubeconfig"
-    write_kubeconfig(kubeconfig, server=cluster.url, ca=paths.ca, cert=paths.cert,
+    write_kubeconfig(kubeconfig, server=cluster.urls[-1], ca=paths.ca, cert=paths.cert,
                      key=paths.key, user="system:kube-scheduler")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
@@ -195,35 +201,88 @@ async def _create_all(client: ApiClient, res: R.Resource, objs: list[dict[str, A
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-async def _measure(cluster: Cluster, args: argparse.Namespace, port: int,
-                   sched: subprocess.Popen[bytes], result: Result) -> None:
+@dataclass
+class _Procs:
+    """The scheduler (and py-spy on it), started when the benchmark says so."""
+
+    cluster: Cluster
+    workdir: Path
+    port: int
+    args: argparse.Namespace
+    sched: subprocess.Popen[bytes] | None = None
+    spy: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.sched = _start_scheduler(self.cluster, self.workdir, self.port, self.args)
+        _progress(f"scheduler: pid {self.sched.pid}, metrics on 127.0.0.1:{self.port}, "
+                  f"log {self.workdir / 'scheduler.log'}")
+        if self.args.profile:
+            fmt = "raw" if self.args.profile.suffix in (".txt", ".raw") else "flamegraph"
+            self.spy = subprocess.Popen(
+                ["py-spy", "record", "-o", str(self.args.profile), "-p", str(self.sched.pid),
+                 "--nonblocking", "--format", fmt],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.sched
+
+    def stop(self) -> None:
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            self.spy.wait(timeout=30)
+        if self.sched is not None:
+            self.sched.terminate()
+            try:
+                self.sched.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.sched.kill()
+
+
+async def _measure(procs: _Procs, result: Result) -> None:
+    cluster, args, port = procs.cluster, procs.args, procs.port
     admin = ApiClient(ClientConfig.from_kubeconfig(cluster.kubeconfig), max_connections=256)
     try:
         _progress(f"creating {args.nodes} nodes")
         t0 = time.monotonic()
         await _create_all(admin, R.NODES, [_node(f"node-{i:05}") for i in range(args.nodes)],
                           args.workers, "", None, result.errors)
-        _progress(f"nodes created in {time.monotonic() - t0:.1f}s; waiting for the "
-                  "scheduler's cache")
-        await _wait_nodes(port, args.nodes)
+        _progress(f"nodes created in {time.monotonic() - t0:.1f}s")
         await _wait_service_account(admin)
         created: dict[str, float] = {}
         bound: dict[str, float] = {}
-        pids = {"scheduler": [sched.pid], "apiserver": [p for a in cluster.apiservers
-                                                          if (p := cluster.pid(a["name"]))],
-                "store": [p for n in cluster.store.names if (p := cluster.store.pid(n))],
-                "bench": [os.getpid()]}
-        before = {k: _ticks(v) for k, v in pids.items()}
-        m0 = _metrics(port)
         watch = asyncio.create_task(_watch_bound(admin, bound, args.pods))
         await asyncio.sleep(0.5)  # the watch is open before the first create
-        start = time.monotonic()
-        _progress(f"creating {args.pods} pods with {args.workers} workers")
-        await _create_all(admin, R.PODS, [_pod(f"pod-{i:06}") for i in range(args.pods)],
-                          args.workers, "default", created, result.errors)
-        result.create_seconds = time.monotonic() - start
-        _progress(f"pods created in {result.create_seconds:.1f}s "
-                  f"({args.pods / result.create_seconds:.0f}/s); waiting for binds")
+        pods = [_pod(f"pod-{i:06}") for i in range(args.pods)]
+        if args.precreate:
+            _progress(f"creating {args.pods} pods before the scheduler starts")
+            await _create_all(admin, R.PODS, pods, args.workers, "default", created,
+                              result.errors)
+        def pids_of(sched: subprocess.Popen[bytes]) -> dict[str, list[int]]:
+            return {"scheduler": [sched.pid],
+                    "apiserver": [p for a in cluster.apiservers if (p := cluster.pid(a["name"]))],
+                    "store": [p for n in cluster.store.names if (p := cluster.store.pid(n))],
+                    "bench": [os.getpid()]}
+
+        if args.precreate:
+            # measured from the scheduler's start: its sync of N nodes and M pods included
+            start = time.monotonic()
+            sched = procs.start()
+            pids = pids_of(sched)
+            before = {k: 0.0 if k == "scheduler" else _ticks(v) for k, v in pids.items()}
+            m0: dict[str, float] = {}
+            created = dict.fromkeys(created, start)
+            await _wait_nodes(port, args.nodes)
+        else:
+            sched = procs.start()
+            await _wait_nodes(port, args.nodes)
+            pids = pids_of(sched)
+            before = {k: _ticks(v) for k, v in pids.items()}
+            m0 = _metrics(port)
+            start = time.monotonic()
+            _progress(f"creating {args.pods} pods with {args.workers} workers")
+            await _create_all(admin, R.PODS, pods, args.workers, "default", created,
+                              result.errors)
+            result.create_seconds = time.monotonic() - start
+            _progress(f"pods created in {result.create_seconds:.1f}s "
+                      f"({args.pods / result.create_seconds:.0f}/s); waiting for binds")
         try:
             await asyncio.wait_for(watch, timeout=max(120.0, args.pods / 20))
         except TimeoutError:
@@ -294,11 +353,14 @@ def _summarize(r: Result, created: dict[str, float], bound: dict[str, float], st
 
 def format_result(r: Result) -> str:
     run = r.run_seconds or 1.0
+    whole = ("pods/s, whole run (scheduler start -> last bind)" if not r.create_seconds
+             else "pods/s, whole run (first create -> last bind)")
     rows = [
         ("nodes / pods bound", f"{r.nodes} / {r.bound} of {r.pods}"),
-        ("pods/s, whole run (first create -> last bind)", f"{r.whole_pods_per_s:.0f}"),
+        (whole, f"{r.whole_pods_per_s:.0f}"),
         ("pods/s, steady (middle 80% of binds)", f"{r.steady_pods_per_s:.0f}"),
-        ("pod creation rate (the load offered)", f"{r.pods / (r.create_seconds or 1):.0f}/s"),
+        ("pod creation rate (the load offered)",
+         f"{r.pods / r.create_seconds:.0f}/s" if r.create_seconds else "all created first"),
         ("e2e scheduling latency p50 / p99", f"{r.p50_ms:.0f} ms / {r.p99_ms:.0f} ms"),
         ("scheduler CPU per 1,000 pods", f"{r.cpu_per_1000:.2f} s"),
         ("scheduler's own decision rate (algorithm only)", f"{r.decisions_per_s:.0f}/s"),
@@ -319,22 +381,14 @@ def run_scheduler(args: argparse.Namespace) -> int:
         print("error: --nodes, --pods and --workers must be >= 1", file=sys.stderr)
         return 2
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="ketch-bench-sched-"))
-    cluster = Cluster(workdir / "cluster", controller_managers=0, schedulers=0)
-    sched: subprocess.Popen[bytes] | None = None
-    spy: subprocess.Popen[bytes] | None = None
+    cluster = Cluster(workdir / "cluster", apiservers=args.apiservers, controller_managers=0,
+                      schedulers=0)
     result = Result(args.nodes, args.pods)
+    procs: _Procs | None = None
     try:
         cluster.up(_progress)
-        port = free_ports("127.0.0.1", 1)[0]
-        sched = _start_scheduler(cluster, workdir, port, args)
-        _progress(f"scheduler: pid {sched.pid}, metrics on 127.0.0.1:{port}, "
-                  f"log {workdir / 'scheduler.log'}")
-        if args.profile:
-            fmt = "raw" if args.profile.suffix in (".txt", ".raw") else "flamegraph"
-            spy = subprocess.Popen(["py-spy", "record", "-o", str(args.profile), "-p",
-                                    str(sched.pid), "--nonblocking", "--format", fmt],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        asyncio.run(_measure(cluster, args, port, sched, result))
+        procs = _Procs(cluster, workdir, free_ports("127.0.0.1", 1)[0], args)
+        asyncio.run(_measure(procs, result))
     except (ClusterError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -342,15 +396,8 @@ def run_scheduler(args: argparse.Namespace) -> int:
         print("interrupted", file=sys.stderr)
         return 1
     finally:
-        if spy is not None:
-            spy.send_signal(signal.SIGINT)
-            spy.wait(timeout=30)
-        if sched is not None:
-            sched.terminate()
-            try:
-                sched.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                sched.kill()
+        if procs is not None:
+            procs.stop()
         try:
             cluster.down(_progress)
         except ClusterError:

@@ -18,7 +18,7 @@ __all__ = ["build_parser", "main"]
 # for any other reason is a bug and must be loud.
 _COMPONENTS = (
     ("ketch.cluster_cli", True), ("certs.cli", True), ("store.cli", True), ("chaos.cli", True),
-    ("ketch.bench.cli", False), ("control.controllers.cli", True),
+    ("ketch.bench.cli", False), ("control.controllers.cli", True), ("control.scheduler.cli", True),
 )
 
 

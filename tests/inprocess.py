@@ -24,10 +24,13 @@ from certs.layout import (
     node_paths,
     scheduler_paths,
 )
+from control.api.errors import AlreadyExists
 from control.apiserver.__main__ import serving_context
 from control.apiserver.app import ServerConfig, build_app
+from control.apiserver.bootstrap import SYSTEM_NAMESPACES
 from control.apiserver.state import APIState
 from control.client import ApiClient, ClientConfig
+from control.client.resources import SERVICEACCOUNTS
 from store.memory import MemoryStore
 
 __all__ = ["InProcessAPI", "make_certs", "serve_api"]
@@ -80,8 +83,24 @@ async def serve_api(certs: Path, *, progress_interval: float = 0.2,
     server = site._server
     assert server is not None and server.sockets  # type: ignore[attr-defined]
     port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    served = InProcessAPI(f"https://127.0.0.1:{port}", certs, store, state)
     try:
-        yield InProcessAPI(f"https://127.0.0.1:{port}", certs, store, state)
+        if bootstrap:
+            await _default_accounts(served)
+        yield served
     finally:
         await runner.cleanup()
         await store.close()
+
+
+async def _default_accounts(api: InProcessAPI) -> None:
+    """The ``default`` ServiceAccount of each system namespace, as the controller-manager's
+    serviceaccount controller would have made them (no controller runs here unless a test
+    starts one; pods need their account to be admitted)."""
+    async with api.client() as admin:
+        for ns in SYSTEM_NAMESPACES:
+            try:
+                await admin.create(SERVICEACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                     "metadata": {"name": "default"}}, ns)
+            except AlreadyExists:
+                pass

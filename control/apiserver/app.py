@@ -25,7 +25,7 @@ from control.api.errors import APIError
 from control.apiserver.openapi import openapi_document, openapi_root
 
 from . import discovery
-from .bootstrap import bootstrap, housekeeping
+from .bootstrap import bootstrap
 from .codec import dumps, respond
 from .pipeline import INFO, USER, Metrics, pipeline
 from .resources import handle_resource
@@ -106,7 +106,7 @@ _TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background_tasks", li
 
 def _readiness_failures(api: APIState, tasks: list[asyncio.Task[None]]) -> list[str]:
     """Why this apiserver is not ready: a cache that has not listed yet, or a background task
-    (the watch cache's feed, housekeeping) that has ended: nothing restarts them, so a
+    (the watch cache's feed) that has ended: nothing restarts them, so a
     process whose feed died must stop taking traffic rather than serve a frozen cache."""
     failed = []
     if not api.cache.ready.is_set():
@@ -127,7 +127,7 @@ def _openapi_bytes(gv_path: str) -> bytes | None:
 
 def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application:
     """The aiohttp application over ``api``; its cleanup context starts and stops the watch
-    cache and the housekeeping loop (the caller owns the store client)."""
+    cache (the caller owns the store client)."""
     cfg = cfg or ServerConfig()
     metrics = Metrics()
     metrics.watchers.set_function(lambda: api.cache.watcher_count)
@@ -154,8 +154,6 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
                 tasks[0].result()  # the cache died before it was ready: say why
             if cfg.bootstrap:
                 await bootstrap(api)
-            tasks.append(asyncio.create_task(housekeeping(api), name="housekeeping"))
-            tasks[-1].add_done_callback(_log_end)
             yield
         finally:
             api.cache.close()

@@ -1,22 +1,19 @@
-"""What every apiserver makes sure of at start and keeps true while it runs.
+"""What every apiserver makes sure of at start: the system namespaces, the bootstrap RBAC
+policy and the system PriorityClasses exist (created when missing, as kube-apiserver's
+``rbac/bootstrap-roles`` and ``scheduling/bootstrap-system-priority-classes`` post-start hooks
+do).  Idempotent, so several apiservers may run it at once.
 
-* ``bootstrap``: the system namespaces, the bootstrap RBAC policy and the system
-  PriorityClasses exist (created when missing, as kube-apiserver's ``rbac/bootstrap-roles``
-  and ``scheduling/bootstrap-system-priority-classes`` post-start hooks do).
-* ``housekeeping``: every namespace has its ``default`` ServiceAccount, and a namespace being
-  deleted is emptied and then finalized.  In Kubernetes these are controller-manager loops
-  (serviceaccounts and namespace controllers); ketch runs them here until its
-  controller-manager exists.  They are idempotent, so several apiservers may run them at once.
+Namespaces' ``default`` ServiceAccounts and the emptying of deleted namespaces are the
+controller-manager's (its serviceaccount and namespace controllers), as in Kubernetes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from control.api.catalog import RESOURCES, lookup
-from control.api.errors import AlreadyExists, APIError, Conflict, NotFound
+from control.api.catalog import lookup
+from control.api.errors import AlreadyExists
 from control.apiserver.rbac import (
     SYSTEM_MASTERS,
     UserInfo,
@@ -29,9 +26,8 @@ from control.apiserver.strategies.scheduling import SYSTEM_PRIORITY_CLASSES
 from .allocation import KUBERNETES_SERVICE_IP
 from .registry import WriteContext
 from .state import APIState
-from .subresources import finalize_namespace
 
-__all__ = ["SYSTEM_NAMESPACES", "bootstrap", "housekeeping"]
+__all__ = ["SYSTEM_NAMESPACES", "bootstrap"]
 
 log = logging.getLogger("ketch.apiserver.bootstrap")
 
@@ -78,78 +74,3 @@ async def bootstrap(api: APIState) -> None:
         await _ensure(api, _ctx("scheduling.k8s.io", "v1", "priorityclasses"), {
             "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description})
-
-
-# --- housekeeping ---------------------------------------------------------------------------
-
-async def _service_accounts(api: APIState) -> None:
-    for ns in api.view.list("", "namespaces"):
-        meta = ns["metadata"]
-        if meta.get("deletionTimestamp"):
-            continue
-        name = meta["name"]
-        await _ensure(api, _ctx("", "v1", "serviceaccounts", name),
-                      {"apiVersion": "v1", "kind": "ServiceAccount",
-                       "metadata": {"name": "default", "namespace": name}})
-
-
-async def _empty_namespace(api: APIState, ns: str) -> bool:
-    """Delete everything in ``ns``; True once nothing is left."""
-    left = False
-    for rd in RESOURCES:
-        if not rd.namespaced or rd.virtual:
-            continue
-        for obj in api.view.list(rd.group, rd.resource, ns):
-            left = True
-            if obj["metadata"].get("deletionTimestamp"):
-                continue
-            ctx = _ctx(rd.group, rd.version, rd.resource, ns, obj["metadata"]["name"])
-            try:
-                await api.registry.delete(ctx, {"propagationPolicy": "Background"})
-            except (NotFound, Conflict):
-                pass
-    return not left
-
-
-async def _finalize_namespaces(api: APIState) -> None:
-    for ns in api.view.list("", "namespaces"):
-        meta = ns["metadata"]
-        if not meta.get("deletionTimestamp"):
-            continue
-        name = meta["name"]
-        if not await _empty_namespace(api, name):
-            continue
-        try:
-            await finalize_namespace(api, name, lambda fins: [f for f in fins
-                                                              if f != "kubernetes"])
-        except (NotFound, Conflict):
-            pass
-
-
-async def housekeeping(api: APIState, *, resync: float = 10.0) -> None:
-    """Run the loops whenever a namespace, service account or namespaced object changes,
-    and every ``resync`` seconds; errors are logged and retried on the next round."""
-    wake = asyncio.Event()
-    watched = {("", "namespaces"), ("", "serviceaccounts")}
-
-    def listener(ev: Any) -> None:
-        parts = ev.key.decode(errors="replace").split("/")
-        group = "" if parts[2] == "core" else parts[2]
-        if (group, parts[3]) in watched or ev.type == "DELETED":
-            wake.set()
-
-    api.cache.listeners.append(listener)
-    try:
-        while True:
-            wake.clear()
-            try:
-                await _service_accounts(api)
-                await _finalize_namespaces(api)
-            except APIError as e:
-                log.warning("housekeeping: %s", e)
-            try:
-                await asyncio.wait_for(wake.wait(), resync)
-            except TimeoutError:
-                pass
-    finally:
-        api.cache.listeners.remove(listener)

@@ -157,14 +157,18 @@ async def _finalize(api: APIState, ctx: WriteContext, body: dict[str, Any]) -> d
     finalizers = (body.get("spec") or {}).get("finalizers") or []
     if not isinstance(finalizers, list):
         raise BadRequest("spec.finalizers must be a list")
-    return await finalize_namespace(api, ctx.name, lambda _current: finalizers)
+    rv = (body.get("metadata") or {}).get("resourceVersion") or None
+    return await finalize_namespace(api, ctx.name, lambda _current: finalizers,
+                                    expected_rv=rv if isinstance(rv, str) else None)
 
 
 async def finalize_namespace(api: APIState, name: str,
-                             change: Callable[[list[Any]], list[Any]]) -> dict[str, Any]:
+                             change: Callable[[list[Any]], list[Any]], *,
+                             expected_rv: str | None = None) -> dict[str, Any]:
     """Set namespace ``name``'s ``spec.finalizers`` to ``change(current ones)``; a namespace
     being deleted whose finalizers are all gone is deleted (what ``/finalize`` does, and how
-    the namespace cleanup ends)."""
+    the namespace cleanup ends).  With ``expected_rv`` (the body's resourceVersion, as in any
+    update) the write is a compare-and-swap: 409 Conflict if the namespace changed since."""
     gr = GroupResource("", "namespaces")
 
     def fin(old: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +176,8 @@ async def finalize_namespace(api: APIState, name: str,
         spec["finalizers"] = change(list(spec.get("finalizers") or []))
         return old
 
-    out = await api.storage.guaranteed_update(gr, "", name, fin)
+    out = await api.storage.guaranteed_update(gr, "", name, fin,
+                                              expected_resource_version=expected_rv)
     meta = out["metadata"]
     if meta.get("deletionTimestamp") and not out["spec"]["finalizers"] \
             and not meta.get("finalizers"):

@@ -17,6 +17,9 @@ CONTROLLERS: dict[str, str] = {
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",
     "garbagecollector": "control.controllers.garbagecollector:GarbageCollector",
     "nodeipam": "control.controllers.nodeipam:NodeIpamController",
+    "namespace": "control.controllers.namespace:NamespaceController",
+    "serviceaccount": "control.controllers.serviceaccount:ServiceAccountsController",
+    "root-ca-cert-publisher": "control.controllers.rootcacert:RootCACertPublisher",
 }
 
 

@@ -20,6 +20,7 @@ CONTROLLERS: dict[str, str] = {
     "namespace": "control.controllers.namespace:NamespaceController",
     "serviceaccount": "control.controllers.serviceaccount:ServiceAccountsController",
     "root-ca-cert-publisher": "control.controllers.rootcacert:RootCACertPublisher",
+    "disruption": "control.controllers.disruption:DisruptionController",
 }
 
 

@@ -12,6 +12,8 @@ __all__ = ["CONTROLLERS", "load"]
 
 CONTROLLERS: dict[str, str] = {
     "replicaset": "control.controllers.replicaset:ReplicaSetController",
+    "daemonset": "control.controllers.daemonset:DaemonSetController",
+    "statefulset": "control.controllers.statefulset:StatefulSetController",
     "job": "control.controllers.job:JobController",
     "endpoint": "control.controllers.endpoints:EndpointsController",
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",

@@ -32,6 +32,7 @@ __all__ = [
     "pod_constraint_failure",
     "quota_matches",
     "tracks_pods",
+    "usage_source",
 ]
 
 # Quota on any of these requires every container to state the corresponding request or limit.
@@ -117,6 +118,24 @@ def _claim_usage(claim: Mapping[str, Any]) -> ResourceList:
         if storage is not None:
             out[prefix + "requests.storage"] = storage
     return out
+
+
+def usage_source(name: str) -> tuple[str, str] | None:
+    """The (group, resource) whose objects a usage name counts: ``count/deployments.apps``
+    → deployments.apps, ``requests.cpu`` → pods, ``services.nodeports`` → services; None for
+    a name no kind of object is charged for (the inverse of :func:`object_usage`)."""
+    if name.startswith("count/"):
+        resource, _, group = name[len("count/"):].partition(".")
+        return group, resource
+    if name in _LEGACY_COUNTS:
+        return "", name
+    if name == "requests.storage" or _STORAGE_CLASS_SUFFIX in name:
+        return "", "persistentvolumeclaims"
+    if name.startswith("services."):
+        return "", "services"
+    if (name in _PLAIN_AND_REQUESTS or name.startswith(("requests.", "limits.", "hugepages-"))):
+        return "", "pods"
+    return None
 
 
 def tracks_pods(hard: Mapping[str, Any]) -> bool:

@@ -23,6 +23,8 @@ CONTROLLERS: dict[str, str] = {
     "serviceaccount": "control.controllers.serviceaccount:ServiceAccountsController",
     "root-ca-cert-publisher": "control.controllers.rootcacert:RootCACertPublisher",
     "disruption": "control.controllers.disruption:DisruptionController",
+    "resourcequota": "control.controllers.resourcequota:ResourceQuotaController",
+    "podgc": "control.controllers.podgc:PodGCController",
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from control.api.clock import FakeClock
 from control.client import resources as R
 from control.controllers.jobindexes import (
     duplicated_index_pods,
@@ -156,3 +157,207 @@ async def test_completions_and_parallelism(api: InProcessAPI) -> None:
         assert st["completionTime"]
         assert await job_pods(env) == []
         assert "Completed" in await reasons(env)
+
+
+async def test_indexed_completion(api: InProcessAPI) -> None:
+    async with controller_env(api, "job") as env:
+        await env.admin.create(R.JOBS, job(completions=3, parallelism=2,
+                                           completionMode="Indexed"), NS)
+        await sync(env)
+        pods = await job_pods(env)
+        by_ix = {p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]: p
+                 for p in pods}
+        assert sorted(by_ix) == ["0", "1"]
+        one = by_ix["1"]
+        assert one["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"] == "1"
+        assert one["spec"]["hostname"] == "pi-1"
+        assert one["metadata"]["name"].startswith("pi-1-")
+        [env_var] = one["spec"]["containers"][0]["env"]
+        assert env_var["name"] == "JOB_COMPLETION_INDEX"
+        assert env_var["valueFrom"]["fieldRef"]["fieldPath"] == \
+            "metadata.labels['batch.kubernetes.io/job-completion-index']"
+
+        await finish(env, one)
+        await sync(env)
+        st = await status(env)
+        assert st["completedIndexes"] == "1" and st["succeeded"] == 1
+        idx = sorted(p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+                     for p in await job_pods(env))
+        assert idx == ["0", "2"]
+
+        for p in await job_pods(env):
+            await finish(env, p)
+        await sync(env)
+        st = await status(env)
+        assert st["completedIndexes"] == "0-2" and st["succeeded"] == 3
+        assert conditions(st)["Complete"]["status"] == "True"
+
+
+async def test_backoff_limit_with_pod_recreation_backoff(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    async with controller_env(api, "job", clock=clock) as env:
+        await env.admin.create(R.JOBS, job(backoffLimit=2), NS)
+        await sync(env)
+        for failures, delay in ((1, 10), (2, 20)):
+            [pod] = await job_pods(env)
+            await finish(env, pod, "Failed", at=clock.now())
+            again = await sync(env)
+            assert (await status(env))["failed"] == failures
+            assert await job_pods(env) == []  # held back
+            assert again == pytest.approx(delay, abs=1)
+            clock.advance(delay - 1)
+            await sync(env)
+            assert await job_pods(env) == []
+            clock.advance(1)
+            await sync(env)
+        [pod] = await job_pods(env)
+        await finish(env, pod, "Failed", at=clock.now())
+        await sync(env)
+        st = await status(env)
+        assert st["failed"] == 3 and st["active"] == 0
+        cond = conditions(st)
+        assert cond["FailureTarget"]["reason"] == "BackoffLimitExceeded"
+        assert cond["Failed"]["reason"] == "BackoffLimitExceeded"
+        assert cond["Failed"]["message"] == "Job has reached the specified backoff limit"
+        assert "completionTime" not in st
+        assert "BackoffLimitExceeded" in await reasons(env)
+
+
+async def test_active_deadline_fails_the_job_and_deletes_its_pods(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    async with controller_env(api, "job", clock=clock) as env:
+        await env.admin.create(R.JOBS, job(activeDeadlineSeconds=30, parallelism=2,
+                                           completions=4), NS)
+        again = await sync(env)
+        assert again == pytest.approx(30, abs=1)
+        assert len(await job_pods(env)) == 2
+        clock.advance(31)
+        await sync(env)
+        st = await status(env)
+        assert conditions(st)["FailureTarget"]["reason"] == "DeadlineExceeded"
+        assert "Failed" not in conditions(st)  # pods were still terminating
+        await sync(env)
+        st = await status(env)
+        assert conditions(st)["Failed"]["reason"] == "DeadlineExceeded"
+        assert st["failed"] == 2 and st["active"] == 0 and st["terminating"] == 0
+        assert await job_pods(env, live=False) == []
+        assert "DeadlineExceeded" in await reasons(env)
+
+
+async def test_suspend_and_resume(api: InProcessAPI) -> None:
+    async with controller_env(api, "job") as env:
+        await env.admin.create(R.JOBS, job(suspend=True, parallelism=2, completions=2), NS)
+        await sync(env)
+        st = await status(env)
+        assert await job_pods(env) == [] and "startTime" not in st
+        assert conditions(st)["Suspended"]["status"] == "True"
+        assert conditions(st)["Suspended"]["reason"] == "JobSuspended"
+
+        await env.admin.patch(R.JOBS, "pi", {"spec": {"suspend": False}}, NS)
+        await sync(env)
+        st = await status(env)
+        assert len(await job_pods(env)) == 2 and st["startTime"]
+        assert conditions(st)["Suspended"]["status"] == "False"
+        assert conditions(st)["Suspended"]["reason"] == "JobResumed"
+
+        await env.admin.patch(R.JOBS, "pi", {"spec": {"suspend": True}}, NS)
+        await sync(env)
+        st = await status(env)
+        assert await job_pods(env, live=False) == []  # finalizer removed, then deleted
+        assert st["active"] == 0 and st.get("failed", 0) == 0
+        assert conditions(st)["Suspended"]["status"] == "True"
+        assert {"Suspended", "Resumed", "SuccessfulDelete"} <= set(await reasons(env))
+
+
+async def test_a_pod_deleted_before_it_was_counted_is_counted(api: InProcessAPI) -> None:
+    async with controller_env(api, "job") as env:
+        await env.admin.create(R.JOBS, job(parallelism=2, completions=2), NS)
+        await sync(env)
+        victim, _ = await job_pods(env)
+        # a user, the garbage collector or podgc deletes it: the finalizer holds it
+        await env.admin.delete(R.PODS, victim["metadata"]["name"], NS)
+        held = await env.admin.get(R.PODS, victim["metadata"]["name"], NS)
+        assert held["metadata"]["deletionTimestamp"]
+        await sync(env)
+        st = await status(env)
+        assert st["failed"] == 1 and st["uncountedTerminatedPods"] == {}
+        names = {p["metadata"]["name"] for p in await job_pods(env, live=False)}
+        assert victim["metadata"]["name"] not in names  # counted, then let go
+
+
+async def test_orphaned_tracking_finalizer_is_removed(api: InProcessAPI) -> None:
+    async with controller_env(api, "job") as env:
+        stray = {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "stray", "finalizers": [TRACKING_FINALIZER]},
+                 "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+        await env.admin.create(R.PODS, stray, NS)
+        await env.reconcile("job", f"pod:{NS}/stray")
+        got = await env.admin.get(R.PODS, "stray", NS)
+        assert not got["metadata"].get("finalizers")
+
+
+async def test_runs_to_completion_with_workers(api: InProcessAPI) -> None:
+    async with controller_env(api, "job") as env, env.running():
+        await env.admin.create(R.JOBS, job(completions=2, parallelism=2), NS)
+        pods = await env.until(lambda: _n_pods(env, 2))
+        for p in pods:
+            await finish(env, p)
+        done = await env.until(lambda: _complete(env))
+        assert done["succeeded"] == 2
+
+
+async def _n_pods(env: Env, n: int) -> list[Obj] | None:
+    got = await job_pods(env)
+    return got if len(got) == n else None
+
+
+async def _complete(env: Env) -> Obj | None:
+    st = await status(env)
+    return st if conditions(st).get("Complete", {}).get("status") == "True" else None
+
+
+# --- ttl-after-finished ---------------------------------------------------------------------
+
+async def test_ttl_after_finished_deletes_the_job_in_the_foreground(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    async with controller_env(api, "ttl-after-finished", clock=clock) as env:
+        made = await env.admin.create(R.JOBS, job(ttlSecondsAfterFinished=100), NS)
+        kept = await env.admin.create(R.JOBS, job("kept"), NS)
+        stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        for obj in (made, kept):
+            obj["status"] = {"startTime": stamp, "completionTime": stamp, "succeeded": 1,
+                             "conditions": [{"type": "Complete", "status": "True",
+                                             "lastTransitionTime": stamp}]}
+            await env.admin.update_status(R.JOBS, obj)
+        assert await env.reconcile("ttl-after-finished", f"{NS}/kept") is None
+        clock.advance(40)
+        assert await env.reconcile("ttl-after-finished", f"{NS}/pi") == pytest.approx(60)
+        assert not (await env.admin.get(R.JOBS, "pi", NS))["metadata"].get(
+            "deletionTimestamp")
+        clock.advance(60)
+        assert await env.reconcile("ttl-after-finished", f"{NS}/pi") is None
+        gone = await env.admin.get(R.JOBS, "pi", NS)  # held for the garbage collector
+        assert gone["metadata"]["deletionTimestamp"]
+        assert "foregroundDeletion" in gone["metadata"]["finalizers"]
+        assert not (await env.admin.get(R.JOBS, "kept", NS))["metadata"].get(
+            "deletionTimestamp")
+
+
+async def test_ttl_uses_the_live_ttl_not_a_stale_cache(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    async with controller_env(api, "ttl-after-finished", clock=clock) as env:
+        made = await env.admin.create(R.JOBS, job(ttlSecondsAfterFinished=0), NS)
+        stamp = clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+        made["status"] = {"startTime": stamp, "conditions": [
+            {"type": "Failed", "status": "True", "lastTransitionTime": stamp,
+             "reason": "BackoffLimitExceeded"}]}
+        await env.admin.update_status(R.JOBS, made)
+        await env.settle()
+        ctl = env["ttl-after-finished"]
+        live = await env.admin.get(R.JOBS, "pi", NS)
+        live["spec"]["ttlSecondsAfterFinished"] = 3600
+        await env.admin.update(R.JOBS, live)
+        # reconcile against the stale cache: the live read wins
+        assert await ctl.reconcile(f"{NS}/pi") == pytest.approx(3600)
+        assert not (await env.admin.get(R.JOBS, "pi", NS))["metadata"].get(
+            "deletionTimestamp")

@@ -15,6 +15,8 @@ CONTROLLERS: dict[str, str] = {
     "daemonset": "control.controllers.daemonset:DaemonSetController",
     "statefulset": "control.controllers.statefulset:StatefulSetController",
     "job": "control.controllers.job:JobController",
+    "cronjob": "control.controllers.cronjob:CronJobController",
+    "ttl-after-finished": "control.controllers.ttlafterfinished:TTLAfterFinishedController",
     "endpoint": "control.controllers.endpoints:EndpointsController",
     "endpointslice": "control.controllers.endpointslice:EndpointSliceController",
     "garbagecollector": "control.controllers.garbagecollector:GarbageCollector",

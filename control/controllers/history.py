@@ -62,11 +62,21 @@ def canonical(data: Any) -> bytes:
     return text.encode()
 
 
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
+
+
 def template_patch(owner: Obj) -> Obj:
-    """The revision data of ``owner``'s current template (``getPatch``)."""
-    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    """The revision data of ``owner``'s current template (``getPatch``), its keys sorted at
+    every level: the apiserver serves an object's keys in stored order, and kubectl compares
+    the bytes it reads with Go's marshalling of the live template."""
+    template = dict((owner.get("spec") or {}).get("template") or {})
     template["$patch"] = "replace"
-    return {"spec": {"template": template}}
+    return {"spec": {"template": _sorted(template)}}
 
 
 def revision_template(revision: Obj) -> Obj:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 from typing import Any
 
 import pytest
@@ -219,6 +220,9 @@ async def test_one_pod_per_eligible_node_with_affinity_and_revision(api: InProce
         fresh = await env.admin.get(R.DAEMONSETS, "agent", "default")
         want = {**fresh["spec"]["template"], "$patch": "replace"}
         assert rev["data"] == {"spec": {"template": want}}
+        # served in Go's key order: the bytes kubectl compares with its own marshalling
+        assert json.dumps(rev["data"], separators=(",", ":"), ensure_ascii=False).encode() \
+            == canonical(rev["data"])
         assert canonical(rev["data"]).startswith(b'{"spec":{"template":{"$patch":"replace"')
         for p in pods:
             assert p["metadata"]["labels"][REVISION_LABEL] == hash_

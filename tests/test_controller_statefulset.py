@@ -306,3 +306,25 @@ async def test_orderedready_end_to_end_with_workers(api: InProcessAPI) -> None:
 async def _ready_status(env: Env, n: int) -> Obj | None:
     st = await _status(env)
     return st if st.get("readyReplicas") == n else None
+
+
+async def test_orphans_named_after_an_ordinal_are_adopted_others_are_not(
+        api: InProcessAPI) -> None:
+    async with controller_env(api, "statefulset") as env:
+        for name in ("web-0", "stray"):
+            await env.admin.create(R.PODS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+                "name": name, "labels": {"app": "web"}}, "spec": {"containers": [
+                    {"name": "c", "image": "nginx"}]}}, "default")
+        # OnDelete: a rolling update would replace the adoptee (it has no revision label)
+        made = await env.admin.create(R.STATEFULSETS, sts(1, updateStrategy={
+            "type": "OnDelete"}), "default")
+        await env.reconcile("statefulset", KEY)
+        pods = await _pods(env)
+        assert set(pods) == {"web-0", "stray"}
+        assert pods["web-0"]["metadata"]["ownerReferences"][0]["uid"] == \
+            made["metadata"]["uid"]
+        assert not pods["stray"]["metadata"].get("ownerReferences")
+        await _ready(env, "web-0")  # OrderedReady touches a pod only once it is ready
+        await env.reconcile("statefulset", KEY)  # identity labels restored on the adoptee
+        labels = (await _pods(env))["web-0"]["metadata"]["labels"]
+        assert labels[POD_NAME_LABEL] == "web-0" and labels[POD_INDEX_LABEL] == "0"

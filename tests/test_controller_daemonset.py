@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from control.api.clock import FakeClock, format_time
 from control.client import resources as R
 from control.controllers.daemonset_nodes import (
     daemon_pod_template,
@@ -344,3 +345,23 @@ async def test_on_delete_waits_and_rollback_renumbers(api: InProcessAPI) -> None
             rev1["metadata"]["name"]] == 3
         st = (await env.admin.get(R.DAEMONSETS, "agent", "default"))["status"]
         assert st["updatedNumberScheduled"] == 1  # the old pod is current again
+
+
+async def test_available_only_after_min_ready_seconds_on_the_injected_clock(
+        api: InProcessAPI) -> None:
+    clock = FakeClock(NOW)
+    async with controller_env(api, "daemonset", clock=clock) as env:
+        await env.admin.create(R.NODES, node("n1"))
+        await env.admin.create(R.DAEMONSETS, ds(minReadySeconds=10), "default")
+        await env.reconcile("daemonset", "default/agent")
+        [pod] = await _pods(env)
+        pod["status"] = {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": format_time(NOW)}]}
+        await env.admin.update_status(R.PODS, pod)
+        assert await env.reconcile("daemonset", "default/agent") == 10
+        st = (await env.admin.get(R.DAEMONSETS, "agent", "default"))["status"]
+        assert (st["numberReady"], st["numberAvailable"], st["numberUnavailable"]) == (1, 0, 1)
+        clock.advance(10)
+        assert await env.reconcile("daemonset", "default/agent") is None
+        st = (await env.admin.get(R.DAEMONSETS, "agent", "default"))["status"]
+        assert (st["numberAvailable"], st["numberUnavailable"]) == (1, 0)

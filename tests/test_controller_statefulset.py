@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from control.api.clock import FakeClock, format_time
 from control.api.errors import AlreadyExists
 from control.client import resources as R
 from control.controllers.history import HASH_LABEL, REVISION_LABEL, hash_revision
@@ -328,3 +329,23 @@ async def test_orphans_named_after_an_ordinal_are_adopted_others_are_not(
         await env.reconcile("statefulset", KEY)  # identity labels restored on the adoptee
         labels = (await _pods(env))["web-0"]["metadata"]["labels"]
         assert labels[POD_NAME_LABEL] == "web-0" and labels[POD_INDEX_LABEL] == "0"
+
+
+async def test_min_ready_seconds_holds_the_next_ordinal_on_the_injected_clock(
+        api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    async with controller_env(api, "statefulset", clock=clock) as env:
+        await env.admin.create(R.STATEFULSETS, sts(2, minReadySeconds=30), "default")
+        await env.reconcile("statefulset", KEY)
+        pod = await env.admin.get(R.PODS, "web-0", "default")
+        pod["status"] = {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": format_time(clock.now())}]}
+        await env.admin.update_status(R.PODS, pod)
+        again = await env.reconcile("statefulset", KEY)
+        assert again == 30 and await _live(env) == ["web-0"]
+        st = await _status(env)
+        assert st["readyReplicas"] == 1 and st["availableReplicas"] == 0
+        clock.advance(31)
+        await env.reconcile("statefulset", KEY)
+        assert await _live(env) == ["web-0", "web-1"]
+        assert (await _status(env))["availableReplicas"] == 1

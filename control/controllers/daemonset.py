@@ -218,9 +218,7 @@ class DaemonSetController(Controller):
         try:
             plan = await self._manage(ds, key, nodes, _live(pods), hash_)
             if self.expectations.satisfied(key) and _strategy(ds) == "RollingUpdate":
-                rolling = rolling_update_plan(ds, nodes, _by_node(self._claimed(ds)), hash_,
-                                              self.clock.now())
-                await self._sync_nodes(ds, key, rolling.delete, rolling.create, hash_)
+                await self._roll(ds, key, nodes, hash_)
             await self.history.cleanup(ds, old, self._owned(ds))
         except APIError as e:
             error = e
@@ -231,6 +229,15 @@ class DaemonSetController(Controller):
         if mrs > 0 and status is not None and status.ready != status.available:
             plan.later(float(mrs))
         return plan.again
+
+    async def _roll(self, ds: Obj, key: str, nodes: list[Obj], hash_: str) -> None:
+        try:
+            plan = rolling_update_plan(ds, nodes, _by_node(self._claimed(ds)), hash_,
+                                       self.clock.now())
+        except ValueError as e:  # a maxSurge/maxUnavailable the apiserver should have refused
+            self.recorder.event(ds, WARNING, "InvalidUpdateStrategy", f"rolling update: {e}")
+            return
+        await self._sync_nodes(ds, key, plan.delete, plan.create, hash_)
 
     def _candidates(self, cache: Any, ds: Obj, selector: LabelSelector) -> list[Obj]:
         """What may be claimed: objects controlled by the DaemonSet, and orphans matching."""

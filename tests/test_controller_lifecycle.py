@@ -67,6 +67,8 @@ async def test_status_counts_what_the_namespace_holds(api: InProcessAPI) -> None
                 "count/configmaps": "5", "services.nodeports": "4",
                 "count/deployments.apps": "3", "example.com/unknown": "1"}
         await env.admin.create(R.RESOURCEQUOTAS, quota("q", hard), "default")
+        # counted at once, then again once the caches have caught up with the quota
+        assert await env.reconcile("resourcequota", "default/q") == 1.0
         assert await env.reconcile("resourcequota", "default/q") == 300.0
         q = await env.admin.get(R.RESOURCEQUOTAS, "q", "default")
         assert q["status"]["hard"] == hard

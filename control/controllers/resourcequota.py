@@ -13,7 +13,8 @@ A quota is recomputed when it is created or its ``spec.hard`` changes, when an o
 counts is deleted (or a pod stops counting, or a Service changes type) in its namespace, and
 every :attr:`ResourceQuotaController.resync` seconds (``--resource-quota-sync-period``, 5 m).
 Before counting it waits for the caches to reach the quota's resourceVersion, so whatever was
-charged before the quota's last write and already stored is seen.  The write is guarded by
+charged before the quota's last write and already stored is seen (a quota whose status does
+not show its current limits yet is counted at once, then again after that wait).  The write is guarded by
 the quota's resourceVersion, so a charge admitted meanwhile is never overwritten.
 """
 
@@ -122,17 +123,21 @@ class ResourceQuotaController(Controller):
         sources = {k: usage_source(k) for k in spec_hard}
         informers = {src: self._monitor(_SERVED[src]) for src in sources.values()
                      if src is not None and src in _SERVED}
+        # A quota whose status does not show its hard limits yet (new, or limits changed) is
+        # counted at once, so `kubectl describe quota` is right away, then counted again
+        # once the caches have caught up with it.
+        first = (quota.get("status") or {}).get("hard") != spec_hard
         rv = int(quota["metadata"].get("resourceVersion") or 0)
         for inf in informers.values():
-            if not (await inf.wait_synced(_CATCH_UP_TIMEOUT)
-                    and await inf.wait_for_version(rv, _CATCH_UP_TIMEOUT)):
+            if not await inf.wait_synced(_CATCH_UP_TIMEOUT) or not first and not (
+                    await inf.wait_for_version(rv, _CATCH_UP_TIMEOUT)):
                 log.info("quota %s: cache of %s behind %d; looking again", key, inf.resource, rv)
                 return 1.0
         counted = self._usage(quota, informers)
         status = self._status(quota, spec_hard, counted)
         if not _same(status, quota.get("status")):
             await self.client.update_status(R.RESOURCEQUOTAS, {**quota, "status": status})
-        return self.resync
+        return 1.0 if first else self.resync
 
     def _usage(self, quota: Obj, informers: dict[tuple[str, str], Informer]) -> ResourceList:
         """What the quota's namespace holds, for every hard name some kind is charged for

@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import json
 import re
 import socket
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from certs.layout import issue_node_serving, issue_user, node_serving_paths
+from certs.layout import admin_paths, issue_node_serving, issue_user, node_serving_paths
 from ketch.cluster import Cluster
 from node.streaming import StreamingConfig, StreamingServer, serving_context
-from tests.kube import Kubectl, poll
+from tests.kube import Kubectl, poll, ssl_context
 from tests.streaming_handler import Container, FakePod, LocalHandler
 
 pytestmark = pytest.mark.integration
@@ -86,6 +88,46 @@ class AgentThread:
         self._thread.join(20)
 
 
+class Heartbeat:
+    """Renews node n1's Lease every few seconds, as its agent would, so the node lifecycle
+    controller of ``ketch up`` keeps the node Ready (metrics come only from Ready nodes)."""
+
+    def __init__(self, ketch: Cluster) -> None:
+        self._url = f"{ketch.url}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"
+        self._ctx = ssl_context(admin_paths(ketch.store.certs_dir))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def _send(self, method: str, url: str, body: dict[str, Any], kind: str) -> None:
+        req = urllib.request.Request(url, method=method, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": kind})
+        with urllib.request.urlopen(req, context=self._ctx, timeout=10) as r:
+            r.read()
+
+    def _now(self) -> str:
+        return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def start(self) -> None:
+        self._send("POST", self._url, {
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "n1"},
+            "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 40,
+                     "renewTime": self._now()}}, "application/json")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(5):
+            try:
+                self._send("PATCH", f"{self._url}/n1", {"spec": {"renewTime": self._now()}},
+                           "application/merge-patch+json")
+            except OSError:
+                pass  # the next beat tries again
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(20)
+
+
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None)
@@ -119,6 +161,8 @@ def agent(ketch: Cluster, kubectl: Kubectl, workdir: Path,
                 "metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}
         (d / "node.json").write_text(json.dumps(node))
         kubectl.run("create", "-f", str(d / "node.json"))
+        heartbeat = Heartbeat(ketch)
+        heartbeat.start()
         status = {"status": {
             "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                           {"type": "Hostname", "address": "n1"}],
@@ -145,7 +189,10 @@ def agent(ketch: Cluster, kubectl: Kubectl, workdir: Path,
                 "c": c, "idle": Container(waiting="ContainerCreating")})
 
         a.call(install)
-        yield a
+        try:
+            yield a
+        finally:
+            heartbeat.stop()
     finally:
         a.stop()
 

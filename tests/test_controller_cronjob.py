@@ -361,3 +361,23 @@ async def test_time_zone_names_the_annotation(api: InProcessAPI) -> None:
         assert job["metadata"]["annotations"][
             "batch.kubernetes.io/cronjob-scheduled-timestamp"] == "2026-06-01T09:00:00-04:00"
         assert job["metadata"]["name"] == job_name("c", at(2026, 6, 1, 13))
+
+
+async def test_runs_on_schedule_with_workers(api: InProcessAPI) -> None:
+    clock = clock_at(at(2026, 6, 1, 10, 5, 30))
+    async with controller_env(api, "cronjob", clock=clock) as env:
+        await seed(env, cronjob())
+        async with env.running():
+            await env.until(lambda: _count(env, 1))
+            queue = env["cronjob"].queue
+            # the reconcile has returned and asked to look again at 10:10
+            await env.until(lambda: queue.delayed > 0 and queue.processing == 0
+                            and not len(queue))
+            clock.advance(300)
+            got = await env.until(lambda: _count(env, 2))
+        assert got[-1]["metadata"]["name"] == job_name("c", at(2026, 6, 1, 10, 10))
+
+
+async def _count(env: Env, n: int) -> list[Obj] | None:
+    got = await jobs(env)
+    return got if len(got) == n else None

@@ -11,6 +11,7 @@ import pytest
 from control.api.errors import NotFound
 from control.client import Resource
 from control.client import resources as R
+from control.controllers.garbagecollector import UnknownOwnerKind
 from control.controllers.gcgraph import Graph, OwnerRef
 from control.controllers.owners import owner_ref
 from tests.controllers_env import Env, controller_env
@@ -217,6 +218,17 @@ async def test_never_deletes_because_of_a_stale_cache(api: InProcessAPI) -> None
         await env.settle()
         await env.reconcile("garbagecollector", f"delete:{dep['metadata']['uid']}")
         assert await gone(env, R.CONFIGMAPS, "dep")
+
+
+async def test_an_owner_of_an_unknown_kind_is_never_taken_for_absent(
+        api: InProcessAPI) -> None:
+    async with controller_env(api, "garbagecollector") as env:
+        widget = {"apiVersion": "example.com/v1", "kind": "Widget",
+                  "metadata": {"name": "w", "uid": "widget-uid"}}
+        dep = await env.admin.create(R.CONFIGMAPS, cm("dep", widget), "default")
+        with pytest.raises(UnknownOwnerKind):  # retried with back-off, as kube does
+            await env.reconcile("garbagecollector", f"delete:{dep['metadata']['uid']}")
+        assert not await gone(env, R.CONFIGMAPS, "dep")
 
 
 async def test_replicaset_controller_and_gc_together(api: InProcessAPI) -> None:

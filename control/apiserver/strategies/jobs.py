@@ -42,6 +42,8 @@ class JobStrategy(WorkloadStrategy):
             if spec.get("completions") is None and spec.get("parallelism") is None:
                 spec["completions"] = 1
             spec.setdefault("parallelism", 1)
+            if spec.get("backoffLimitPerIndex") is not None and spec.get("backoffLimit") is None:
+                spec["backoffLimit"] = 2**31 - 1  # math.MaxInt32: only the per-index limit counts
             spec.setdefault("podReplacementPolicy",
                             "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
         super().default(obj)

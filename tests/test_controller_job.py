@@ -361,3 +361,39 @@ async def test_ttl_uses_the_live_ttl_not_a_stale_cache(api: InProcessAPI) -> Non
         assert await ctl.reconcile(f"{NS}/pi") == pytest.approx(3600)
         assert not (await env.admin.get(R.JOBS, "pi", NS))["metadata"].get(
             "deletionTimestamp")
+
+
+async def test_backoff_limit_per_index(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
+    count = "batch.kubernetes.io/job-index-failure-count"
+    ix_key = "batch.kubernetes.io/job-completion-index"
+    async with controller_env(api, "job", clock=clock) as env:
+        made = await env.admin.create(R.JOBS, job(completions=2, parallelism=2,
+                                                  completionMode="Indexed",
+                                                  backoffLimitPerIndex=1), NS)
+        assert made["spec"]["backoffLimit"] == 2**31 - 1  # only the per-index limit counts
+        await sync(env)
+        by_ix = {p["metadata"]["annotations"][ix_key]: p for p in await job_pods(env)}
+        assert by_ix["0"]["metadata"]["annotations"][count] == "0"
+        first = by_ix["0"]
+        await finish(env, first, "Failed", at=clock.now())
+        assert await sync(env) == pytest.approx(10, abs=1)  # index 0 backs off on its own
+        held = await env.admin.get(R.PODS, first["metadata"]["name"], NS)
+        assert TRACKING_FINALIZER in held["metadata"]["finalizers"]  # awaits its successor
+        clock.advance(10)
+        await sync(env)
+        retry = [p for p in await job_pods(env)
+                 if p["metadata"]["annotations"][ix_key] == "0"]
+        assert [p["metadata"]["annotations"][count] for p in retry] == ["1"]
+        await sync(env)
+        assert (await status(env))["failed"] == 1
+        await finish(env, retry[0], "Failed", at=clock.now())  # index 0 is out of retries
+        await sync(env)
+        st = await status(env)
+        assert st["failedIndexes"] == "0" and st["active"] == 1
+        await finish(env, by_ix["1"])
+        await sync(env)
+        await sync(env)
+        st = await status(env)
+        assert st["completedIndexes"] == "1" and st["failedIndexes"] == "0"
+        assert conditions(st)["Failed"]["reason"] == "FailedIndexes"

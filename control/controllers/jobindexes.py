@@ -17,8 +17,9 @@ from .jobutil import COMPLETION_INDEX
 from .replicaset import pods_to_delete
 
 __all__ = [
-    "UNKNOWN", "Intervals", "completion_index", "duplicated_index_pods", "first_pending",
-    "format_intervals", "parse_intervals", "with_indexes",
+    "INDEX_FAILURE_COUNT", "UNKNOWN", "Intervals", "absolute_failure_count", "completion_index",
+    "duplicated_index_pods", "first_pending", "format_intervals", "index_failure_count",
+    "parse_intervals", "with_indexes",
 ]
 
 Obj = dict[str, Any]
@@ -134,3 +135,28 @@ def duplicated_index_pods(pods: list[Obj], completions: int) -> tuple[list[Obj],
         remove.extend(group[:-1])
         keep.append(group[-1])
     return remove, keep
+
+
+# --- backoffLimitPerIndex ---------------------------------------------------------------------
+
+INDEX_FAILURE_COUNT = "batch.kubernetes.io/job-index-failure-count"
+_INDEX_IGNORED_FAILURE_COUNT = "batch.kubernetes.io/job-index-ignored-failure-count"
+
+
+def _count(pod: Obj, key: str) -> int:
+    """An int32 annotation; 0 when absent or not a sane value (a user may have set it)."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
+    try:
+        n = int(value) if isinstance(value, str) else 0
+    except ValueError:
+        return 0
+    return n if 0 <= n <= 2**31 - 1 else 0
+
+
+def index_failure_count(pod: Obj) -> int:
+    """Failures of this pod's index before this pod (``job-index-failure-count``)."""
+    return _count(pod, INDEX_FAILURE_COUNT)
+
+
+def absolute_failure_count(pod: Obj) -> int:
+    return _count(pod, INDEX_FAILURE_COUNT) + _count(pod, _INDEX_IGNORED_FAILURE_COUNT)

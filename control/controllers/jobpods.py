@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from control.api.errors import APIError, Forbidden, NotFound
@@ -19,17 +20,23 @@ from control.client import NORMAL, WARNING, object_key
 from control.client import resources as R
 
 from .jobindexes import (
+    INDEX_FAILURE_COUNT,
     UNKNOWN,
     Intervals,
+    absolute_failure_count,
     completion_index,
     duplicated_index_pods,
     first_pending,
+    index_failure_count,
+    merge,
     with_indexes,
 )
-from .jobstate import SyncState, is_indexed
+from .jobstate import SyncState, is_indexed, per_index
 from .jobutil import (
     COMPLETION_INDEX,
     TRACKING_FINALIZER,
+    Backoff,
+    finish_time,
     has_tracking_finalizer,
     is_terminating,
     only_replace_failed,
@@ -95,7 +102,8 @@ async def manage_job(ctl: JobController, st: SyncState) -> int:
     diff = want - terminating - active
     if diff <= 0:
         return active
-    wait = st.backoff.remaining(ctl.clock.now())
+    now = ctl.clock.now()
+    wait = 0.0 if per_index(job) else st.backoff.remaining(now)
     if wait > 0:
         st.again(max(1.0, wait))
         return active
@@ -103,6 +111,11 @@ async def manage_job(ctl: JobController, st: SyncState) -> int:
     if is_indexed(job):
         indexes = first_pending(min(diff, MAX_PER_SYNC), int(job["spec"]["completions"]),
                                 _non_pending(job, st))
+        if per_index(job):
+            indexes, wait = _ready_indexes(st, indexes, now)
+            if wait > 0:
+                st.again(max(1.0, wait))
+                return active
         diff = len(indexes)
     return active + await _create_pods(ctl, st, min(diff, MAX_PER_SYNC), indexes)
 
@@ -111,7 +124,24 @@ def _non_pending(job: Obj, st: SyncState) -> Intervals:
     taken = [completion_index(p) for p in st.active]
     if only_replace_failed(job):
         taken += [completion_index(p) for p in st.pods if is_terminating(p)]
-    return with_indexes(st.indexes, (ix for ix in taken if ix != UNKNOWN))
+    done = merge(st.indexes, st.failed_indexes or [])
+    return with_indexes(done, (ix for ix in taken if ix != UNKNOWN))
+
+
+def _ready_indexes(st: SyncState, indexes: list[int], now: dt.datetime
+                   ) -> tuple[list[int], float]:
+    """backoffLimitPerIndex: the indexes whose own back-off has passed (its last failed
+    pod's failure count decides the delay), else the shortest wait among them."""
+    ready, waits = [], []
+    for ix in indexes:
+        last = st.delayed.get(ix)
+        left = 0.0 if last is None else Backoff(
+            absolute_failure_count(last) + 1, finish_time(last)).remaining(now)
+        if left <= 0:
+            ready.append(ix)
+        else:
+            waits.append(left)
+    return ready, (0.0 if ready or not waits else min(waits))
 
 
 def _template(job: Obj, indexed: bool) -> Obj:
@@ -157,6 +187,10 @@ async def _create_pods(ctl: JobController, st: SyncState, count: int,
             tmeta.setdefault("annotations", {})[COMPLETION_INDEX] = str(index)
             tmeta.setdefault("labels", {})[COMPLETION_INDEX] = str(index)
             template.setdefault("spec", {})["hostname"] = f"{name}-{index}"
+            if per_index(job):
+                replaced = st.delayed.get(index)
+                count = 0 if replaced is None else index_failure_count(replaced) + 1
+                tmeta["annotations"][INDEX_FAILURE_COUNT] = str(count)
         pod = pod_from_template(template, job, generate_name=_generate_name(name, index))
         try:
             made = await ctl.client.create(R.PODS, pod, ns)

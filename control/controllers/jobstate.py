@@ -20,8 +20,11 @@ from control.api.errors import APIError
 from .jobindexes import (
     UNKNOWN,
     Intervals,
+    absolute_failure_count,
     completion_index,
     has,
+    index_failure_count,
+    merge,
     parse_intervals,
     total,
     with_indexes,
@@ -29,6 +32,7 @@ from .jobindexes import (
 from .jobutil import (
     Backoff,
     find_condition,
+    finish_time,
     has_tracking_finalizer,
     is_pod_failed,
     is_terminating,
@@ -37,7 +41,8 @@ from .jobutil import (
 )
 from .podutil import is_pod_active, is_pod_ready
 
-__all__ = ["SyncState", "begin", "complete", "deadline_left", "is_indexed", "judge"]
+__all__ = ["SyncState", "begin", "complete", "deadline_left", "is_indexed", "judge",
+           "per_index"]
 
 Obj = dict[str, Any]
 
@@ -61,6 +66,10 @@ class SyncState:
     failed: int = 0
     prev_indexes: Intervals = field(default_factory=list)
     indexes: Intervals = field(default_factory=list)
+    #: backoffLimitPerIndex: indexes out of retries, and per index the failed pod whose
+    #: finalizer is kept until its replacement carries its failure count.
+    failed_indexes: Intervals | None = None
+    delayed: dict[int, Obj] = field(default_factory=dict)
     terminating: int = 0
     ready: int = 0
     error: APIError | None = None
@@ -74,6 +83,11 @@ class SyncState:
 
 def is_indexed(job: Obj) -> bool:
     return (job.get("spec") or {}).get("completionMode") == "Indexed"
+
+
+def per_index(job: Obj) -> bool:
+    """backoffLimitPerIndex is set (Indexed Jobs only: the apiserver refuses it otherwise)."""
+    return is_indexed(job) and (job.get("spec") or {}).get("backoffLimitPerIndex") is not None
 
 
 def _uid(o: Obj) -> str:
@@ -170,6 +184,41 @@ def judge(st: SyncState, now: dt.datetime) -> None:
         st.indexes = with_indexes(st.prev_indexes, (ix for ix in new
                                                     if not has(st.prev_indexes, ix)))
         st.succeeded = total(st.indexes)
+        if per_index(job):
+            _judge_indexes(st, completions)
+
+
+def _judge_indexes(st: SyncState, completions: int) -> None:
+    """``calculateFailedIndexes`` and the conditions it leads to; which failed pods wait
+    for their replacement (``getPodsWithDelayedDeletionPerIndex``)."""
+    job, spec = st.job, st.job.get("spec") or {}
+    limit = int(spec.get("backoffLimitPerIndex") or 0)
+    failed = {completion_index(p) for p in st.pods
+              if _valid_index(p, job) and has_tracking_finalizer(p)
+              and is_pod_failed(p, job) and index_failure_count(p) >= limit}
+    st.failed_indexes = with_indexes(
+        parse_intervals(st.job["status"].get("failedIndexes"), completions), failed)
+    n_failed = total(st.failed_indexes)
+    max_failed = spec.get("maxFailedIndexes")
+    if st.finished is None and max_failed is not None and n_failed > int(max_failed):
+        st.finished = new_condition(
+            "FailureTarget", "True", "MaxFailedIndexesExceeded",
+            "Job has exceeded the specified maximal number of failed indexes", st.now)
+    elif st.finished is None and n_failed > 0 and n_failed + st.succeeded >= completions:
+        st.finished = new_condition("FailureTarget", "True", "FailedIndexes",
+                                    "Job has failed indexes", st.now)
+    taken = merge(st.indexes, st.failed_indexes)
+    active = {completion_index(p) for p in st.active}
+    for p in st.pods:
+        ix = completion_index(p)
+        if not has_tracking_finalizer(p) or _uid(p) in st.expected_rm \
+                or not _valid_index(p, job) or not is_pod_failed(p, job) \
+                or has(taken, ix) or ix in active:
+            continue
+        last = st.delayed.get(ix)
+        if last is None or (absolute_failure_count(last) <= absolute_failure_count(p)
+                            and finish_time(p) >= finish_time(last)):
+            st.delayed[ix] = p
 
 
 def complete(job: Obj, st: SyncState, active: int) -> bool:

@@ -68,9 +68,13 @@ def _clean_uncounted(status: Obj, with_finalizer: set[str]) -> bool:
 
 
 def _can_remove_finalizer(st: SyncState, pod: Obj, failed: bool) -> bool:
+    """Anything once the Job finishes or goes; a succeeded pod; a failed one unless it
+    waits for its index's replacement (backoffLimitPerIndex)."""
     if _meta(st.job).get("deletionTimestamp") or st.finished is not None:
         return True
-    return (pod.get("status") or {}).get("phase") == "Succeeded" or failed
+    if (pod.get("status") or {}).get("phase") == "Succeeded":
+        return True
+    return failed and st.delayed.get(completion_index(pod)) is not pod
 
 
 def _meta(o: Obj) -> Obj:
@@ -128,6 +132,10 @@ async def track_status(ctl: JobController, st: SyncState, needs_flush: bool) -> 
         needs_flush = needs_flush or text != (status.get("completedIndexes") or "")
         status["succeeded"] = total(st.indexes)
         status["completedIndexes"] = text
+        if st.failed_indexes is not None:
+            failed_text = format_intervals(st.failed_indexes)
+            needs_flush = needs_flush or failed_text != status.get("failedIndexes")
+            status["failedIndexes"] = failed_text
     needs_flush = _interim_condition(st) or needs_flush
     needs_flush = await _flush_and_release(ctl, st, to_release, with_finalizer, needs_flush)
     finished = not reached_max and _enact_finished(st)

@@ -89,6 +89,18 @@ class PodWorkers:
                          sandbox.name, sandbox.uid)
                 await self.runtime.remove_pod_sandbox(sandbox.uid)
 
+    async def stop_all(self, grace: float) -> list[PodWorker]:
+        """Graceful node shutdown: stop every pod not finished yet, all at once, each within
+        its grace period capped at ``grace``; the workers stopped.  Only after :meth:`run`
+        was cancelled."""
+        active = [w for w in self.workers.values() if not w.done and not w.removed]
+        results = await asyncio.gather(*(w.stop_for_shutdown(grace) for w in active),
+                                       return_exceptions=True)
+        for w, r in zip(active, results, strict=True):
+            if isinstance(r, BaseException):
+                log.error("stopping pod %s at shutdown failed: %r", w.uid, r)
+        return active
+
     async def run(self) -> None:
         """Run every worker until cancelled."""
         self._running = True

@@ -377,6 +377,19 @@ class PodWorker:
         if self.deleting:
             self.sink.pod_terminated(self.pod)
 
+    async def stop_for_shutdown(self, grace: float) -> None:
+        """Graceful node shutdown: stop every running container (preStop, SIGTERM, SIGKILL
+        after the pod's grace period, at most ``grace``) and the sandbox, then report the
+        final status.  Only once :meth:`run` has returned or been cancelled."""
+        instances = await self._instances()
+        grace = min(float(pod_grace_seconds(self.pod)), grace)
+        await self._stop_running(instances, grace, "Stopping container {name}")
+        await self.probes.close()
+        await self.runtime.stop_pod_sandbox(self.uid)
+        self.done = True
+        self.reasons.clear()
+        self._report(await self._instances(), terminal=True)
+
     # --- status -----------------------------------------------------------------------------
 
     def _report(self, instances: Mapping[str, list[ContainerStatus]],

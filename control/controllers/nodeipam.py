@@ -19,11 +19,12 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Conflict, NotFound
-from control.client import NORMAL, OutcomeUnknown, object_key
+from control.client import OutcomeUnknown, object_key
 from control.client import resources as R
 
 from .base import Controller, ControllerContext
 from .cidrset import CidrFull, CidrSet
+from .nodetaints import status_change_event
 
 __all__ = ["NodeIpamController"]
 
@@ -44,14 +45,6 @@ def node_cidrs(node: Obj) -> list[str]:
     if not cidrs and spec.get("podCIDR"):
         cidrs = [str(spec["podCIDR"])]
     return cidrs
-
-
-def status_change_event(recorder: Any, node: Obj, status: str) -> None:
-    """``RecordNodeStatusChange``: a Normal event on the node named after its new status."""
-    name = _meta(node).get("name", "")
-    ref = {"apiVersion": "v1", "kind": "Node",
-           "metadata": {"name": name, "uid": _meta(node).get("uid", "")}}
-    recorder.event(ref, NORMAL, status, f"Node {name} status is now: {status}")
 
 
 class NodeIpamController(Controller):

@@ -27,6 +27,8 @@ CONTROLLERS: dict[str, str] = {
     "disruption": "control.controllers.disruption:DisruptionController",
     "resourcequota": "control.controllers.resourcequota:ResourceQuotaController",
     "podgc": "control.controllers.podgc:PodGCController",
+    "nodelifecycle": "control.controllers.nodelifecycle:NodeLifecycleController",
+    "taint-eviction": "control.controllers.tainteviction:TaintEvictionController",
 }
 
 

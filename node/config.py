@@ -1,0 +1,74 @@
+"""The node agent's settings: who it is, where it keeps its state, how often it heartbeats,
+what it reports as capacity, and what it does with its pods when it stops.
+
+Defaults are the kubelet's (``pkg/kubelet/apis/config/v1beta1/defaults.go``): a Lease of 40 s
+renewed every 10 s (a quarter of it) with retries backed off 200 ms .. 7 s; node status
+computed every 10 s and posted when it changes or every 5 minutes; 110 pods; container logs
+10 MiB x 5; crash-loop back-off capped at 300 s.  Built by ``python -m node``
+(:mod:`node.__main__`) from flags, or directly by tests and hollow nodes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["KUBELET_VERSION", "RUNTIME_VERSION", "AgentConfig"]
+
+KUBELET_VERSION = "v1.37.0-ketch"
+RUNTIME_VERSION = "ketch-process://1"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One agent.  ``address`` is the node's InternalIP: where its streaming server and its
+    NodePorts listen (each agent on one machine gets its own loopback address).
+    ``pod_cidr`` is a fallback used only when the controller-manager has not given the Node a
+    ``spec.podCIDR`` within ``pod_cidr_wait`` seconds (the agent then records it on the Node).
+    ``capacity`` overrides what the machine reports (``cpu``, ``memory``, ``pods``,
+    ``ephemeral-storage`` as quantities).  ``keep_pods_on_exit``: a stopping agent leaves its
+    pods running (a new agent re-adopts them); otherwise it terminates them, each with its own
+    grace period capped at ``shutdown_grace``, and reports them Failed, as the kubelet's
+    graceful node shutdown does."""
+
+    name: str
+    dir: str
+    address: str = "127.0.0.1"
+    streaming_port: int = 10250
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pod_cidr: str = ""
+    pod_cidr_wait: float = 10.0
+    lease_duration: int = 40
+    lease_renew_fraction: float = 0.25
+    lease_retry_initial: float = 0.2
+    lease_retry_cap: float = 7.0
+    status_compute_seconds: float = 10.0
+    status_report_seconds: float = 300.0
+    max_pods: int = 110
+    capacity: Mapping[str, str] = field(default_factory=dict)
+    images: Mapping[str, Any] = field(default_factory=dict)
+    keep_pods_on_exit: bool = False
+    shutdown_grace: float = 30.0
+    log_max_size: int = 10 * 1024 * 1024
+    log_max_files: int = 5
+    backoff_cap: float = 300.0
+    sync_seconds: float = 10.0
+    status_writers: int = 8
+    service_proxy: bool = True
+
+    @property
+    def lease_renew_seconds(self) -> float:
+        return self.lease_duration * self.lease_renew_fraction
+
+    @property
+    def runtime_dir(self) -> str:
+        """The runtime's state (sandboxes, container records, logs): what a restarted agent
+        re-adopts."""
+        return os.path.join(self.dir, "runtime")
+
+    @property
+    def state_path(self) -> str:
+        """What the agent remembers of itself between runs (its pod CIDR)."""
+        return os.path.join(self.dir, "agent-state.json")

@@ -1,0 +1,109 @@
+"""The node's heartbeat: its Lease ``kube-node-lease/NAME`` renewed every 10 s (the kubelet's
+``nodelease`` controller).
+
+The node lifecycle controller judges the node by when it last saw this Lease change, so the
+renewal runs on its own task and, in the agent, on its own API client (its own connections):
+no pod work, no status write and no event can delay it — a Kubernetes node flaps NotReady
+when its heartbeat waits behind the runtime.
+
+Each renewal is a PUT of the last Lease it got back (guarded by its resourceVersion) with
+``renewTime`` now; a 409 or 404 makes it read (or create) the Lease and try again at once.
+Failures are retried after 200 ms, doubling up to 7 s, then the 10 s rhythm resumes.  The Lease
+names the Node as its owner once the Node's UID is known, so deleting the Node deletes it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from control.api.clock import Clock, format_time
+from control.api.errors import APIError, Conflict, NotFound
+from control.client import ApiClient
+from control.client import resources as R
+
+__all__ = ["LEASE_NAMESPACE", "LeaseHeartbeat"]
+
+log = logging.getLogger("ketch.node.heartbeat")
+
+LEASE_NAMESPACE = "kube-node-lease"
+
+
+class LeaseHeartbeat:
+    """``node_uid`` returns the Node's UID ("" while unknown).  :attr:`renewed_at` is the
+    monotonic time of the last successful renewal (None before the first)."""
+
+    def __init__(self, client: ApiClient, name: str, *, clock: Clock, duration: int = 40,
+                 renew_seconds: float = 10.0, retry_initial: float = 0.2,
+                 retry_cap: float = 7.0, node_uid: Callable[[], str] = lambda: "") -> None:
+        self.client = client
+        self.name = name
+        self.clock = clock
+        self.duration = duration
+        self.renew_seconds = renew_seconds
+        self.retry_initial, self.retry_cap = retry_initial, retry_cap
+        self.node_uid = node_uid
+        self.renewed_at: float | None = None
+        self.renewals = 0
+        self.failures = 0
+        self._lease: dict[str, Any] | None = None
+
+    async def run(self) -> None:
+        """Renew until cancelled; never raises for the apiserver's failures."""
+        delay = self.retry_initial
+        while True:
+            if await self.renew():
+                delay = self.retry_initial
+                await self.clock.sleep(self.renew_seconds)
+            else:
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, self.retry_cap)
+
+    async def renew(self) -> bool:
+        """One renewal (with one immediate retry after a conflict); whether it succeeded."""
+        for _ in range(2):
+            try:
+                self._lease = await self._write()
+            except (Conflict, NotFound):
+                self._lease = None
+                continue
+            except APIError as e:
+                self.failures += 1
+                log.warning("node %s: renewing the lease failed: %s", self.name, e)
+                return False
+            self.renewals += 1
+            self.renewed_at = self.clock.monotonic()
+            return True
+        self.failures += 1
+        return False
+
+    async def _write(self) -> dict[str, Any]:
+        lease = self._lease
+        if lease is None:
+            try:
+                lease = await self.client.get(R.LEASES, self.name, LEASE_NAMESPACE)
+            except NotFound:
+                return await self.client.create(R.LEASES, self._fresh(), LEASE_NAMESPACE)
+        new = copy.deepcopy(lease)
+        new["spec"] = {**(new.get("spec") or {}), "holderIdentity": self.name,
+                       "leaseDurationSeconds": self.duration,
+                       "renewTime": format_time(self.clock.now(), micro=True)}
+        self._own(new)
+        return await self.client.update(R.LEASES, new)
+
+    def _fresh(self) -> dict[str, Any]:
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": self.name, "namespace": LEASE_NAMESPACE},
+                 "spec": {"holderIdentity": self.name, "leaseDurationSeconds": self.duration,
+                          "renewTime": format_time(self.clock.now(), micro=True)}}
+        self._own(lease)
+        return lease
+
+    def _own(self, lease: dict[str, Any]) -> None:
+        uid = self.node_uid()
+        meta = lease["metadata"]
+        if uid and not meta.get("ownerReferences"):
+            meta["ownerReferences"] = [{"apiVersion": "v1", "kind": "Node", "name": self.name,
+                                        "uid": uid}]

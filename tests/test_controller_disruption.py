@@ -261,3 +261,20 @@ async def test_budgets_follow_their_pods_when_running(api: InProcessAPI) -> None
         await env.until(lambda: allowed(0))
         await owned_pods(env, 3)
         await env.until(lambda: allowed(2))
+
+
+async def test_a_stale_disruption_target_condition_is_reset(api: InProcessAPI) -> None:
+    clock = FakeClock(dt.datetime.now(dt.UTC))
+    async with controller_env(api, "disruption", clock=clock) as env:
+        [p] = await owned_pods(env, 1)
+        p["status"]["conditions"].append(
+            {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+             "message": "Eviction API: evicting", "lastTransitionTime": format_time(clock.now())})
+        await env.admin.update_status(R.PODS, p)
+        wait = await env.reconcile("disruption", "pod:default/web-0")
+        assert wait is not None and 119 <= wait <= 120
+        clock.advance(121)
+        assert await env.reconcile("disruption", "pod:default/web-0") is None
+        got = await env.admin.get(R.PODS, "web-0", NS)
+        [c] = [c for c in got["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+        assert c["status"] == "False" and "reason" not in c

@@ -7,7 +7,8 @@ chain in the caches (a ReplicaSet's Deployment, a StatefulSet, a lone ReplicaSet
 through their ``scale`` subresource); then the numbers of :mod:`.pdbstatus`, written with the
 ``DisruptionAllowed`` condition (SufficientPods / InsufficientPods) and ``observedGeneration``
 only when they changed, guarded by resourceVersion.  Entries of ``disruptedPods`` whose pods
-were not deleted within 2 minutes are dropped (the budget is looked at again then).  When the
+were not deleted within 2 minutes are dropped (the budget is looked at again then), and so is a
+pod's ``DisruptionTarget`` condition (set back to False) when the pod it marked was not.  When the
 numbers cannot be computed (a pod whose controller is missing, an unknown kind, a bad
 percentage) the budget allows no disruption, with reason SyncFailed — never a hot loop.
 """
@@ -20,11 +21,12 @@ from typing import Any
 from control.api.catalog import lookup_kind
 from control.api.errors import APIError, Conflict, NotFound
 from control.api.selectors import SelectorError, from_label_selector
-from control.client import NORMAL, WARNING, split_key
+from control.client import NORMAL, WARNING, object_key, split_key
 from control.client import resources as R
 from control.client.resources import Resource
 
 from .base import Controller, ControllerContext
+from .disruptiontarget import cleared, stale_wait
 from .owners import controller_of
 from .pdbstatus import (
     DisruptionError,
@@ -34,6 +36,7 @@ from .pdbstatus import (
     failed_status,
     with_status,
 )
+from .podutil import condition
 
 __all__ = ["DisruptionController", "go_selector"]
 
@@ -41,6 +44,7 @@ log = logging.getLogger("ketch.controllers.disruption")
 
 Obj = dict[str, Any]
 FAILED_RETRY = 30.0
+POD = "pod:"  # keys of pods whose DisruptionTarget condition may go stale
 
 
 def _meta(o: Obj) -> Obj:
@@ -95,6 +99,8 @@ class DisruptionController(Controller):
             self._pod_changed(new)
 
     def _pod_changed(self, pod: Obj) -> None:
+        if condition(pod, "DisruptionTarget") is not None:
+            self.enqueue(POD + object_key(pod))
         ns = _meta(pod).get("namespace", "")
         labels = _meta(pod).get("labels") or {}
         for pdb in self.pdbs.cache.by_index("namespace", ns):
@@ -148,6 +154,8 @@ class DisruptionController(Controller):
     # --- reconcile ---------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> float | None:
+        if key.startswith(POD):
+            return await self._stale_condition(key.removeprefix(POD))
         pdb = self.pdbs.cache.get(key)
         if pdb is None:
             self._seen = {k: v for k, v in self._seen.items() if k[0] != key}
@@ -211,6 +219,26 @@ class DisruptionController(Controller):
         if status is not None:
             await self.client.update_status(R.PODDISRUPTIONBUDGETS, {**pdb, "status": status})
         return None if recheck is None else recheck + 1.0
+
+    async def _stale_condition(self, key: str) -> float | None:
+        """``syncStalePodDisruption``: a DisruptionTarget condition on a pod that was not
+        deleted within 2 minutes goes back to False."""
+        pod = self.pods.cache.get(key)
+        now_mono = self.clock.monotonic()
+
+        def seen_for(stamp: str) -> float:
+            return now_mono - self._seen.setdefault((POD + key, "", stamp), now_mono)
+
+        wait = stale_wait(pod, self.clock.now(), seen_for) if pod is not None else None
+        if wait is None:
+            self._seen = {k: v for k, v in self._seen.items() if k[0] != POD + key}
+            return None
+        if wait > 0:
+            return wait
+        assert pod is not None
+        await self.client.update_status(R.PODS, cleared(pod, self.ctx.now()))
+        log.info("pod %s: stale DisruptionTarget condition reset to False", key)
+        return None
 
     async def _fail_safe(self, pdb: Obj, message: str) -> None:
         status = failed_status(pdb, message, self.ctx.now())

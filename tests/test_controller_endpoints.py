@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from control.api.clock import FakeClock
 from control.client import resources as R
+from control.controllers.endpointslice import EndpointSliceController
 from control.controllers.endpointsubsets import MAX_CAPACITY, repack, truncate
 from control.controllers.endpointutil import TriggerTimeTracker, find_port, format_nano
 from control.controllers.sliceplan import plan_slices
@@ -190,6 +192,23 @@ async def test_readiness_change_reaches_the_slice_when_running(api: InProcessAPI
             return len(got) == 1 and not got[0].get("endpoints")  # the placeholder
 
         await env.until(empty, timeout=5)
+
+
+async def test_a_stale_slice_cache_is_waited_for_but_not_forever(api: InProcessAPI) -> None:
+    clock = FakeClock()
+    async with controller_env(api, "endpointslice", clock=clock) as env:
+        await env.admin.create(R.SERVICES, svc(selector={"app": "web"}), NS)
+        assert await env.reconcile("endpointslice", "default/web") is None
+        [placeholder] = await slices(env)
+        ctrl = env["endpointslice"]
+        assert isinstance(ctrl, EndpointSliceController)
+        # a write of ours the cache has not shown: wait for it
+        ctrl.tracker.wrote("default/web", {"metadata": {"uid": "never-seen", "generation": 1}})
+        assert await env.reconcile("endpointslice", "default/web") == pytest.approx(0.1)
+        clock.advance(11)  # it never comes (created and deleted between two lists)
+        assert await env.reconcile("endpointslice", "default/web") is None
+        assert [s["metadata"]["uid"] for s in await slices(env)] == \
+            [placeholder["metadata"]["uid"]]
 
 
 # --- pure cores ---------------------------------------------------------------------------------

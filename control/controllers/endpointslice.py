@@ -50,6 +50,7 @@ _DELETED = -1
 #: endpointSliceChangeMinSyncDelay), so a burst of such changes costs one sync.
 SLICE_CHANGE_DELAY = 1.0
 NODE_RETRY = 5.0
+STALE_PATIENCE = 10.0
 
 
 def _meta(o: Obj) -> Obj:
@@ -112,6 +113,7 @@ class EndpointSliceController(Controller):
         self.slices = ctx.informer(R.ENDPOINTSLICES)
         self.max_per_slice = MAX_ENDPOINTS_PER_SLICE
         self.tracker = _Tracker()
+        self._stale_since: dict[str, float] = {}
         self.triggers = TriggerTimeTracker()
         self.watch(self.services)
         self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
@@ -185,6 +187,7 @@ class EndpointSliceController(Controller):
         if svc is None:
             self.triggers.forget(key)
             self.tracker.forget(key)
+            self._stale_since.pop(key, None)
             return None  # its slices go with it (owner references)
         spec = svc.get("spec") or {}
         if spec.get("type") == "ExternalName":
@@ -198,7 +201,14 @@ class EndpointSliceController(Controller):
                   if _meta(s).get("namespace") == ns and self._managed(s)
                   and not _meta(s).get("deletionTimestamp")]
         if self.tracker.stale(key, slices):
-            return SLICE_CHANGE_DELAY / 10  # our own writes have not come back yet
+            since = self._stale_since.setdefault(key, self.clock.monotonic())
+            if self.clock.monotonic() - since < STALE_PATIENCE:
+                return SLICE_CHANGE_DELAY / 10  # our own writes have not come back yet
+            # a write whose echo never comes (created and deleted between two lists):
+            # trust the cache rather than wait forever
+            log.info("service %s: slice cache never caught up; resyncing from it", key)
+            self.tracker.forget(key)
+        self._stale_since.pop(key, None)
         trigger = self.triggers.compute(svc, pods)
         plan = plan_slices(svc, pods, lambda n: self.nodes.cache.get(n), slices,
                            max_per_slice=self.max_per_slice)

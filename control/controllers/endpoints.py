@@ -153,13 +153,17 @@ class EndpointsController(Controller):
         new: Obj = copy.deepcopy(current) if current is not None else {
             "apiVersion": "v1", "kind": "Endpoints",
             "metadata": {"name": name, "namespace": ns}}
-        new["subsets"] = subsets
+        over = truncate(subsets)
+        if subsets:
+            new["subsets"] = subsets
+        else:
+            new.pop("subsets", None)  # as kube writes an empty list: not at all
         annotations = dict(_meta(new).get("annotations") or {})
         if trigger is not None:
             annotations[LAST_CHANGE_TRIGGER_TIME] = format_nano(trigger)
         else:
             annotations.pop(LAST_CHANGE_TRIGGER_TIME, None)
-        if truncate(subsets):
+        if over:
             annotations[OVER_CAPACITY] = "truncated"
         else:
             annotations.pop(OVER_CAPACITY, None)

@@ -33,7 +33,10 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None)
+    # These tests write budget statuses by hand, which the disruption controller would
+    # recompute, and bind pods to nodes that do not exist, which PodGC would clean up.
+    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None, schedulers=0,
+                nodes=0, controllers="*,-disruption,-podgc,-nodelifecycle,-taint-eviction")
     c.up(progress=_quiet)
     try:
         yield c
@@ -123,6 +126,20 @@ def test_priority_classes_and_pod_priority(kubectl: Kubectl) -> None:
 
 
 def test_endpointslices_and_controller_revisions_print(kubectl: Kubectl) -> None:
+    # The revision's owner must exist: the garbage collector removes dangling dependents.
+    kubectl.run("apply", "-f", "-", input=textwrap.dedent("""\
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {name: web}
+        spec:
+          replicas: 0
+          serviceName: web
+          selector: {matchLabels: {app: rev-web}}
+          template:
+            metadata: {labels: {app: rev-web}}
+            spec: {containers: [{name: c, image: nginx}]}
+        """))
+    uid = kubectl.json("get", "statefulset", "web")["metadata"]["uid"]
     kubectl.run("apply", "-f", "-", input=textwrap.dedent("""\
         apiVersion: discovery.k8s.io/v1
         kind: EndpointSlice
@@ -141,10 +158,10 @@ def test_endpointslices_and_controller_revisions_print(kubectl: Kubectl) -> None
         metadata:
           name: web-5d8b
           ownerReferences:
-          - {apiVersion: apps/v1, kind: StatefulSet, name: web, uid: u-1, controller: true}
+          - {apiVersion: apps/v1, kind: StatefulSet, name: web, uid: UID, controller: true}
         data: {spec: {template: {$patch: replace}}}
         revision: 2
-        """))
+        """).replace("UID", uid))
     out = kubectl.run("get", "endpointslices", "-l", "kubernetes.io/service-name=web").stdout
     assert header(out) == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
     assert rows(out)["web-x7k2p"][1:4] == ["IPv4", "8080", "127.0.1.5,127.0.1.6"]

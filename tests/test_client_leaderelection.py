@@ -53,7 +53,7 @@ async def test_one_leader_and_release_hands_over_at_once(api: InProcessAPI) -> N
         ta.cancel()  # a clean shutdown releases the lease
         await asyncio.gather(ta, return_exceptions=True)
         # b takes over well before the 30 s lease would have gone stale
-        await until(b.is_leading, timeout=3)
+        await until(b.is_leading, timeout=10)
         lease = await ca.get(R.LEASES, "test-lock", "kube-system")
         assert lease["spec"]["holderIdentity"] == "b"
         assert lease["spec"]["leaseTransitions"] >= 1

@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", action="append", default=[],
                    help="another apiserver URL to fail over to (repeatable)")
     p.add_argument("--controllers", default="*",
-                   help="comma-separated names, '*' for all; known: "
+                   help="comma-separated names, '*' for all, '-name' to leave one out; known: "
                    + ",".join(sorted(CONTROLLERS)))
     p.add_argument("--leader-elect", type=_bool, default=True, metavar="BOOL")
     p.add_argument("--leader-elect-lease-duration", type=float, default=8.0)
@@ -86,6 +86,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="INFO")
 
 
+def controller_names(spec: str) -> list[str]:
+    """kube-controller-manager's ``--controllers``: ``*`` is every controller, ``name``
+    enables one, ``-name`` disables one (``*,-disruption``)."""
+    names: list[str] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if item == "*":
+            names += [n for n in DEFAULT_CONTROLLERS if n not in names]
+        elif item.startswith("-"):
+            names = [n for n in names if n != item[1:]]
+        elif item and item not in names:
+            names.append(item)
+    unknown = [n for n in names if n not in CONTROLLERS]
+    if unknown:
+        raise SystemExit(f"error: unknown controller(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(CONTROLLERS))}")
+    return names
+
+
 def settings_of(args: argparse.Namespace, ca_pem: bytes) -> Settings:
     concurrency = {}
     for item in args.concurrent:
@@ -102,8 +120,7 @@ async def amain(args: argparse.Namespace) -> int:
     config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
     ca_pem = read_kubeconfig(args.kubeconfig)["ca_pem"]
     metrics = ControllerMetrics()
-    names = list(DEFAULT_CONTROLLERS) if args.controllers == "*" else [
-        n.strip() for n in args.controllers.split(",") if n.strip()]
+    names = controller_names(args.controllers)
     stop = stop_event()
     async with ApiClient(config, user_agent="kube-controller-manager/ketch",
                          qps=args.kube_api_qps, burst=args.kube_api_burst,

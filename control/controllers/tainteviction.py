@@ -121,6 +121,9 @@ class TaintEvictionController(Controller):
 
     async def reconcile(self, key: str) -> float | None:
         node = self.nodes.cache.get(key)
+        if node is None:  # its pods are the pod garbage collector's now
+            self._since = {k: v for k, v in self._since.items() if v[0] != key}
+            return None
         taints = no_execute_taints(node)
         pods = self.pods.cache.by_index("node", key)
         present = {object_key(p) for p in pods}

@@ -7,6 +7,8 @@ DIR holds the store's layout (:class:`store.launch.LocalCluster`) and::
     DIR/control.json                 the components and their listen addresses (chosen once)
     DIR/<name>/<kind>.log, .pid      each component's output and process id
     DIR/<kind>.kubeconfig            each component's identity (controller-manager, scheduler)
+    DIR/node-N/kubeconfig, runtime/  each node agent's identity and its pods' state
+                                     (addresses and pod CIDRs: :mod:`ketch.cluster_nodes`)
     DIR/admin.kubeconfig             kubectl's key to the cluster (system:masters)
     DIR/apiserver.url                the URL kubeconfigs point at
 
@@ -39,6 +41,14 @@ from certs.layout import (
     scheduler_paths,
 )
 from certs.tls import client_context
+from ketch.cluster_nodes import (
+    NODE_STOP_TIMEOUT,
+    cluster_cidr,
+    node_argv,
+    node_layout,
+    node_states,
+    prepare_nodes,
+)
 from store.launch import (
     STOP_TIMEOUT,
     ClusterError,
@@ -70,9 +80,11 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("apiserver", "apiservers", "control.apiserver"),
     Kind("controller-manager", "controller_managers", "control.controllers"),
     Kind("scheduler", "schedulers", "control.scheduler"),
+    Kind("node", "nodes", "node"),
 )}
-_START_ORDER = ("apiserver", "controller-manager", "scheduler")
-_DEFAULT_COUNTS = {"apiserver": 1, "controller-manager": 1, "scheduler": 1}
+_START_ORDER = ("apiserver", "controller-manager", "scheduler", "node")
+_DEFAULT_COUNTS = {"apiserver": 1, "controller-manager": 1, "scheduler": 1, "node": 2}
+_STOP_TIMEOUTS = {"node": NODE_STOP_TIMEOUT}  # an agent first stops its pods gracefully
 
 
 @dataclass(frozen=True)
@@ -92,12 +104,14 @@ class Cluster:
 
     def __init__(self, dir: Path | str, *, apiservers: int | None = None,
                  controller_managers: int | None = None, schedulers: int | None = None,
-                 port: int | None = None, python: str = sys.executable) -> None:
+                 nodes: int | None = None, port: int | None = None,
+                 controllers: str | None = None, python: str = sys.executable) -> None:
         self.dir = Path(dir).resolve()
         self.store = LocalCluster(self.dir, python=python)
         self._counts = {"apiserver": apiservers, "controller-manager": controller_managers,
-                        "scheduler": schedulers}
+                        "scheduler": schedulers, "node": nodes}
         self._port = port
+        self._controllers = controllers  # the controller-manager's --controllers (default *)
         self._python = python
 
     # --- layout --------------------------------------------------------------------------
@@ -112,6 +126,10 @@ class Cluster:
                 continue
             n = self._counts[kind]
             n = _DEFAULT_COUNTS[kind] if n is None else n
+            if kind == "node":
+                layout[key] = node_layout(self.dir, n)
+                changed = True
+                continue
             if kind == "apiserver":
                 ports = [self._port + i for i in range(n)] if self._port is not None \
                     else _preferred_ports(n)
@@ -119,6 +137,9 @@ class Cluster:
                 ports = free_ports("127.0.0.1", n) if n else []
             layout[key] = [{"name": f"{kind}-{i + 1}", "listen": f"127.0.0.1:{p}"}
                            for i, p in enumerate(ports)]
+            changed = True
+        if "controllers" not in layout:
+            layout["controllers"] = self._controllers or "*"
             changed = True
         if changed:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +204,11 @@ class Cluster:
         if c.kind == "apiserver":
             return [*base, "--certs", str(certs), "--store", ",".join(self.store.client_urls),
                     "--listen", c.listen]
+        if c.kind == "node":
+            return node_argv(self, c, self._python)
+        if c.kind == "controller-manager":
+            base += ["--cluster-cidr", cluster_cidr(self.dir),
+                     "--controllers", self._layout().get("controllers", "*")]
         serving = component_serving_paths(certs, c.kind)
         others = [a for u in self.urls[1:] for a in ("--server", u)]
         return [*base, "--kubeconfig", str(self.component_kubeconfig(c.kind)), *others,
@@ -220,7 +246,8 @@ class Cluster:
                 self._wait_gone(pid, STOP_TIMEOUT)
                 self._pidfile(c).unlink(missing_ok=True)
             return
-        if not self._wait_gone(pid, STOP_TIMEOUT) and self.pid(name) == pid:
+        if not self._wait_gone(pid, _STOP_TIMEOUTS.get(c.kind, STOP_TIMEOUT)) \
+                and self.pid(name) == pid:
             os.kill(pid, signal.SIGKILL)
             self._wait_gone(pid, STOP_TIMEOUT)
         self._pidfile(c).unlink(missing_ok=True)
@@ -301,6 +328,7 @@ class Cluster:
         write_kubeconfig(self.kubeconfig, server=self.url, ca=paths.ca, cert=paths.cert,
                          key=paths.key, user="admin")
         write_atomic(self.dir / "apiserver.url", self.url + "\n")
+        prepare_nodes(self)
 
     def up(self, progress: Progress = print) -> None:
         """Store up (certificates, replicas, a leader), then each component kind in order,
@@ -333,6 +361,10 @@ class Cluster:
         if not (self.dir / "control.json").exists() and not self.store.exists:
             raise ClusterError(f"no cluster in {self.dir}: nothing to stop")
         if (self.dir / "control.json").exists():
+            for c in self.components("node"):  # all at once: each stops its pods first
+                if (pid := self.pid(c.name)) is not None:
+                    progress(f"{c.name}: stopping its pods, then itself")
+                    os.kill(pid, signal.SIGTERM)
             for kind in reversed(_START_ORDER):
                 for c in self.components(kind):
                     if self.pid(c.name) is not None:
@@ -350,10 +382,13 @@ class Cluster:
                 pid = self.pid(c.name)
                 entry: dict[str, Any] = {"listen": c.listen, "pid": pid,
                                          "ready": pid is not None and self.ready(c.name, ctx)}
-                if kind != "apiserver":
+                if kind not in ("apiserver", "node"):
                     entry["leader"] = pid is not None and self.leading(c.name, ctx)
                 entries[c.name] = entry
             out[KINDS[kind].key] = entries
+        for name, state in node_states(self, ctx).items():
+            if name in out["nodes"]:
+                out["nodes"][name].update(state)
         out["store"] = self.store.status()
         return out
 

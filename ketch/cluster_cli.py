@@ -18,7 +18,7 @@ __all__ = ["register"]
 def _up(args: argparse.Namespace) -> int:
     cluster = Cluster(args.dir, apiservers=args.apiservers, port=args.port,
                       controller_managers=args.controller_managers,
-                      schedulers=args.schedulers)
+                      schedulers=args.schedulers, nodes=args.nodes)
     try:
         cluster.up()
     except (ClusterError, CertsError) as e:
@@ -53,7 +53,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st, indent=2, default=str))
     ok = True
-    for key in ("apiservers", "controller_managers", "schedulers"):
+    for key in ("apiservers", "controller_managers", "schedulers", "nodes"):
         for name, c in st.get(key, {}).items():
             ok = ok and bool(c["ready"])
             if args.json:
@@ -61,8 +61,10 @@ def _status(args: argparse.Namespace) -> int:
             state = "ready" if c["ready"] else ("running, not ready" if c["pid"] else "stopped")
             role = " leader" if c.get("leader") else (" standby" if "leader" in c and
                                                       c["ready"] else "")
+            node = (f" Node {'Ready' if c['node_ready'] == 'True' else 'NotReady'}, "
+                    f"{c['pods']} pods running") if "node_ready" in c else ""
             print(f"{name:<22} https://{c['listen']:<22} {state}{role}"
-                  + (f" (pid {c['pid']})" if c["pid"] else ""))
+                  + (f" (pid {c['pid']})" if c["pid"] else "") + node)
     for name, s in st["store"].items():
         ok = ok and s is not None
         if args.json:
@@ -85,6 +87,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="controller-managers of a new cluster (1; more stand by)")
     p.add_argument("--schedulers", type=int, default=None,
                    help="schedulers of a new cluster (1; more stand by)")
+    p.add_argument("--nodes", type=int, default=None,
+                   help="node agents of a new cluster (2), at 127.10.K.1, 127.10.K.2, …")
     p.add_argument("--port", type=int, default=None,
                    help="first apiserver port of a new cluster (default 6443 if free)")
     p.set_defaults(func=_up)

@@ -127,7 +127,9 @@ def transitions(old: Sequence[Mapping[str, Any]],
         if before.get(kind) == status:
             continue
         if kind == "Ready":
-            out.append(Transition(kind, "NodeReady" if status == "True" else "NodeNotReady"))
+            if kind in before:  # the kubelet tells no event for a Ready condition it adds
+                out.append(Transition(kind, "NodeReady" if status == "True"
+                                      else "NodeNotReady"))
         elif kind in _PRESSURE:
             out.append(Transition(kind, _PRESSURE[kind][2][1 if status == "True" else 0]))
     return out

@@ -14,6 +14,7 @@ registered again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
@@ -30,6 +31,17 @@ from .machine import MachineFacts, Readings
 __all__ = ["NodeEvents", "NodeStatusUpdater"]
 
 log = logging.getLogger("ketch.node.status")
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _uid(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
 
 
 class NodeEvents(Protocol):
@@ -58,6 +70,8 @@ class NodeStatusUpdater:
         self.reregister = reregister
         self.last_post: float | None = None
         self.posts = 0
+        self._lock = asyncio.Lock()
+        self._posted: dict[str, Any] | None = None  # the Node as our last post returned it
 
     @property
     def ref(self) -> dict[str, Any]:
@@ -89,8 +103,17 @@ class NodeStatusUpdater:
             await self.clock.sleep(self.config.status_compute_seconds)
 
     async def sync(self, *, force: bool = False) -> bool:
-        """Post the status if it changed, is due, or ``force``; whether it posted."""
+        """Post the status if it changed, is due, or ``force``; whether it posted.  One at a
+        time: the loop's tick and an immediate sync never both post (nor both record the
+        same transition)."""
+        async with self._lock:
+            return await self._sync(force)
+
+    async def _sync(self, force: bool) -> bool:
         node = self.nodes.cache.get(self.config.name)
+        if node is not None and self._posted is not None and \
+                _rv(self._posted) > _rv(node) and _uid(self._posted) == _uid(node):
+            node = self._posted  # the informer has not seen our last post yet
         if node is None:  # not seen yet (or deleted): ask
             try:
                 node = await self.client.get(R.NODES, self.config.name)
@@ -103,8 +126,9 @@ class NodeStatusUpdater:
         if not (force or due or changed(old, status)):
             return False
         try:
-            await self.client.patch(R.NODES, self.config.name, {"status": status},
-                                    patch_type="strategic", subresource="status")
+            self._posted = await self.client.patch(R.NODES, self.config.name,
+                                                   {"status": status}, patch_type="strategic",
+                                                   subresource="status")
         except NotFound:
             return await self._gone()
         self.last_post = self.clock.monotonic()

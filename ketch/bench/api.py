@@ -211,7 +211,7 @@ def run_api(args: argparse.Namespace) -> int:
     root = args.dir or Path(tempfile.mkdtemp(prefix="ketch-bench-api-"))
     root.mkdir(parents=True, exist_ok=True)
     cluster = Cluster(root / "cluster", apiservers=args.apiservers, controller_managers=0,
-                      schedulers=0)  # the apiserver and the store alone
+                      schedulers=0, nodes=0)  # the apiserver and the store alone
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         _progress(f"starting store ×3 + {args.apiservers} apiserver(s) in {cluster.dir}")

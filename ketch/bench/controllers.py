@@ -178,7 +178,7 @@ def _print(args: argparse.Namespace, res: Result) -> None:
 
 def run_controllers(args: argparse.Namespace) -> int:
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ketch-bench-cm-"))
-    cluster = Cluster(root / "cluster", controller_managers=1, schedulers=0)
+    cluster = Cluster(root / "cluster", controller_managers=1, schedulers=0, nodes=0)
     try:
         _progress(f"starting store x3 + apiserver + controller-manager in {cluster.dir}")
         cluster.up(progress=_progress)

@@ -117,11 +117,13 @@ def register(subparsers: Any) -> None:
 
     from ketch.bench.api import add_parser as add_api  # imports this module: bind late
     from ketch.bench.controllers import add_parser as add_controllers
+    from ketch.bench.pods import add_parser as add_pods
     from ketch.bench.scheduler import add_parser as add_scheduler
 
     add_api(sub)
     add_scheduler(sub)
     add_controllers(sub)
+    add_pods(sub)
 
 
 def _progress(msg: str) -> None:

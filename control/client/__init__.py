@@ -8,7 +8,7 @@ from __future__ import annotations
 from .cache import DEFAULT_INDEXERS, ObjectCache
 from .config import ClientConfig
 from .errors import NotLeading, OutcomeUnknown, Unreachable
-from .events import NORMAL, WARNING, EventRecorder
+from .events import NORMAL, WARNING, ComponentRecorder, EventRecorder, Recorder
 from .informer import Handler, Informer, InformerFactory
 from .leaderelection import LeaderElector, LeaseConfig
 from .resources import Resource, object_key, resource, split_key
@@ -16,9 +16,32 @@ from .rest import APPLY, JSON_PATCH, MERGE, STRATEGIC, ApiClient, WatchEvent
 from .workqueue import ShutDown, WorkQueue
 
 __all__ = [
-    "APPLY", "DEFAULT_INDEXERS", "JSON_PATCH", "MERGE", "NORMAL", "STRATEGIC", "WARNING",
-    "ApiClient", "ClientConfig", "EventRecorder", "Handler", "Informer", "InformerFactory",
-    "LeaderElector", "LeaseConfig", "NotLeading", "ObjectCache", "OutcomeUnknown", "Resource",
-    "ShutDown", "Unreachable", "WatchEvent", "WorkQueue", "object_key", "resource",
+    "APPLY",
+    "DEFAULT_INDEXERS",
+    "JSON_PATCH",
+    "MERGE",
+    "NORMAL",
+    "STRATEGIC",
+    "WARNING",
+    "ApiClient",
+    "ClientConfig",
+    "ComponentRecorder",
+    "EventRecorder",
+    "Handler",
+    "Informer",
+    "InformerFactory",
+    "LeaderElector",
+    "LeaseConfig",
+    "NotLeading",
+    "ObjectCache",
+    "OutcomeUnknown",
+    "Recorder",
+    "Resource",
+    "ShutDown",
+    "Unreachable",
+    "WatchEvent",
+    "WorkQueue",
+    "object_key",
+    "resource",
     "split_key",
 ]

@@ -22,7 +22,7 @@ import collections
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from control.api.clock import Clock, format_time
 from control.api.errors import APIError, NotFound
@@ -31,7 +31,7 @@ from .ratelimit import TokenBucket
 from .resources import EVENTS
 from .rest import ApiClient
 
-__all__ = ["NORMAL", "WARNING", "EventRecorder"]
+__all__ = ["NORMAL", "WARNING", "ComponentRecorder", "EventRecorder", "Recorder"]
 
 log = logging.getLogger("ketch.client.events")
 
@@ -45,6 +45,7 @@ _COMBINED = "(combined from similar events): "
 
 @dataclass(frozen=True)
 class _Pending:
+    component: str
     ref: dict[str, Any]
     type: str
     reason: str
@@ -89,10 +90,17 @@ class EventRecorder:
 
     # --- the caller's side ---------------------------------------------------------------
 
-    def event(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+    def for_component(self, component: str) -> ComponentRecorder:
+        """The same recorder (one queue, one writer, one set of filters) speaking as
+        ``component`` — each controller of a process names itself in its events."""
+        return ComponentRecorder(self, component)
+
+    def event(self, obj: dict[str, Any], type: str, reason: str, message: str, *,
+              component: str = "") -> None:
         """Record an event about ``obj`` (``type`` Normal or Warning); returns at once."""
         ref = reference(obj)
-        spam_key = (self.component, self.host, ref.get("kind", ""), ref.get("namespace", ""),
+        component = component or self.component
+        spam_key = (component, self.host, ref.get("kind", ""), ref.get("namespace", ""),
                     ref.get("name", ""), ref.get("uid", ""))
         bucket = self._spam.get(spam_key)
         if bucket is None:
@@ -105,7 +113,8 @@ class EventRecorder:
             self.dropped += 1
             return
         try:
-            self._queue.put_nowait(_Pending(ref, type, reason, message, self.clock.now()))
+            self._queue.put_nowait(_Pending(component, ref, type, reason, message,
+                                            self.clock.now()))
         except asyncio.QueueFull:
             self.dropped += 1
 
@@ -154,8 +163,8 @@ class EventRecorder:
     async def _write(self, ev: _Pending) -> None:
         message = self._aggregate(ev)
         combined = message.startswith(_COMBINED)
-        key = (ev.ref.get("uid", ""), ev.ref.get("namespace", ""), ev.ref.get("name", ""),
-               ev.type, ev.reason, "" if combined else message)
+        key = (ev.component, ev.ref.get("uid", ""), ev.ref.get("namespace", ""),
+               ev.ref.get("name", ""), ev.type, ev.reason, "" if combined else message)
         stamp = format_time(ev.at)
         known = self._written.get(key)
         if known is not None:
@@ -179,9 +188,11 @@ class EventRecorder:
         body = {"apiVersion": "v1", "kind": "Event",
                 "metadata": {"name": name, "namespace": namespace},
                 "involvedObject": ev.ref, "reason": ev.reason, "message": message,
-                "type": ev.type, "source": self.source, "count": 1,
+                "type": ev.type, "source": {
+                    "component": ev.component, **({"host": self.host} if self.host else {})},
+                "count": 1,
                 "firstTimestamp": stamp, "lastTimestamp": stamp,
-                "reportingComponent": self.component, "reportingInstance": self.host}
+                "reportingComponent": ev.component, "reportingInstance": self.host}
         written = await self.client.create(EVENTS, body, namespace)
         self._remember(key, written)
         self.written += 1
@@ -190,6 +201,30 @@ class EventRecorder:
         self._written[key] = event
         self._written.move_to_end(key)
         _trim(self._written)
+
+
+class Recorder(Protocol):
+    """Anything that records events (an :class:`EventRecorder` or a component's view)."""
+
+    def event(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None: ...
+
+    def eventf(self, obj: dict[str, Any], type: str, reason: str, fmt: str,
+               *args: Any) -> None: ...
+
+
+class ComponentRecorder:
+    """An :class:`EventRecorder` speaking as one component (see ``for_component``)."""
+
+    def __init__(self, recorder: EventRecorder, component: str) -> None:
+        self.recorder = recorder
+        self.component = component
+
+    def event(self, obj: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.recorder.event(obj, type, reason, message, component=self.component)
+
+    def eventf(self, obj: dict[str, Any], type: str, reason: str, fmt: str,
+               *args: Any) -> None:
+        self.event(obj, type, reason, fmt % args if args else fmt)
 
 
 def _trim(d: collections.OrderedDict[Any, Any]) -> None:

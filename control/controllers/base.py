@@ -95,7 +95,8 @@ class Controller:
         self.ctx = ctx
         self.client = ctx.client
         self.clock = ctx.clock
-        self.recorder = ctx.recorder
+        # kube-controller-manager's controllers sign their events "<name>-controller"
+        self.recorder = ctx.recorder.for_component(f"{self.name}-controller")
         self.queue = WorkQueue(self.name, clock=ctx.clock, metrics=ctx.metrics)
         self.expectations = Expectations(ctx.clock)
         self.workers = ctx.settings.workers(self.name)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from control.api.errors import APIError, Conflict, NotFound
-from control.client import NORMAL, WARNING, ApiClient, EventRecorder
+from control.client import NORMAL, WARNING, ApiClient, Recorder
 from control.client import resources as R
 
 __all__ = ["mark_pods_not_ready", "patch_node", "status_change_event", "swap_taints"]
@@ -94,7 +94,7 @@ def _not_ready(pod: Obj, now: str) -> Obj | None:
     return None
 
 
-async def mark_pods_not_ready(client: ApiClient, recorder: EventRecorder, pods: list[Obj],
+async def mark_pods_not_ready(client: ApiClient, recorder: Recorder, pods: list[Obj],
                               node_name: str, now: str) -> list[APIError]:
     """``MarkPodsNotReady``: set the Ready condition of the node's pods False (with a
     ``NodeNotReady`` event on each changed pod); the errors of the writes that failed."""
@@ -118,7 +118,7 @@ async def mark_pods_not_ready(client: ApiClient, recorder: EventRecorder, pods: 
     return errors
 
 
-def status_change_event(recorder: EventRecorder, node: Obj, status: str) -> None:
+def status_change_event(recorder: Recorder, node: Obj, status: str) -> None:
     """``RecordNodeStatusChange``: a Normal event on the node named after its new status."""
     meta = node.get("metadata") or {}
     name = meta.get("name", "")
@@ -127,7 +127,7 @@ def status_change_event(recorder: EventRecorder, node: Obj, status: str) -> None
     recorder.event(ref, NORMAL, status, f"Node {name} status is now: {status}")
 
 
-def node_event(recorder: EventRecorder, node: Obj, reason: str, event: str) -> None:
+def node_event(recorder: Recorder, node: Obj, reason: str, event: str) -> None:
     """``RecordNodeEvent``: a Normal event on the node, ``Node NAME event: EVENT``."""
     meta = node.get("metadata") or {}
     name = meta.get("name", "")

@@ -31,7 +31,7 @@ from typing import Any
 
 from control.api.clock import Clock
 from control.api.errors import APIError, NotFound
-from control.client import NORMAL, WARNING, ApiClient, EventRecorder
+from control.client import NORMAL, WARNING, ApiClient, Recorder
 from control.client import resources as R
 
 from .history import (
@@ -106,7 +106,7 @@ async def _run_for_all(count: int, fn: Callable[[int], Awaitable[bool]],
 class StatefulSetControl:
     """The writes of a StatefulSet sync (pods with their events, revisions)."""
 
-    def __init__(self, client: ApiClient, recorder: EventRecorder, clock: Clock) -> None:
+    def __init__(self, client: ApiClient, recorder: Recorder, clock: Clock) -> None:
         self.client = client
         self.recorder = recorder
         self.clock = clock

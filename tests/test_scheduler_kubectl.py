@@ -4,8 +4,9 @@ driven by the real kubectl — with Node objects and no node agents (as kube's s
 Covers issue 9's "Done when": an unmatched nodeSelector leaves a pod Pending with reason
 Unschedulable and a FailedScheduling event (``kubectl describe`` shows it) until a node is
 labelled; an oversized request says ``Insufficient cpu``; cordoned and tainted nodes are
-avoided; six replicas spread across three nodes; a higher-priority pod preempts; kill -9 of
-the active scheduler and the standby binds the next pods.
+avoided; six replicas spread across three nodes; a higher-priority pod preempts; scheduling
+goes on after the apiserver restarts; kill -9 of the active scheduler and the standby binds
+the next pods.
 """
 
 from __future__ import annotations
@@ -39,10 +40,16 @@ def _node(name: str, cpu: str = "4", labels: dict[str, str] | None = None) -> di
                        "conditions": [{"type": "Ready", "status": "True"}]}}
 
 
+def _no_agents() -> dict[str, int]:
+    """``nodes=0``: only this test's Node objects, so placements are predictable."""
+    import inspect
+    return {"nodes": 0} if "nodes" in inspect.signature(Cluster).parameters else {}
+
+
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     c = Cluster(tmp_path_factory.mktemp("ketch-sched") / "cluster", controller_managers=1,
-                schedulers=2)
+                schedulers=2, **_no_agents())
     c.up(progress=_quiet)
     try:
         yield c
@@ -165,6 +172,14 @@ def test_higher_priority_pod_preempts(kubectl: Kubectl) -> None:
     assert len(left) == 1
     vip = kubectl.json("get", "pod", "vip")
     assert vip["status"].get("nominatedNodeName") in (None, "sched-small")
+
+
+def test_scheduling_goes_on_after_an_apiserver_restart(ketch: Cluster, kubectl: Kubectl) -> None:
+    ketch.stop("apiserver-1")
+    ketch.start("apiserver-1", progress=_quiet)
+    ketch.wait_ready("apiserver-1", progress=_quiet)
+    kubectl.run("create", "-f", "-", input=_pod("after-restart"))
+    assert poll(lambda: _node_of(kubectl, "after-restart"), timeout=40)
 
 
 def test_standby_takes_over_after_kill_9_of_the_leader(ketch: Cluster,

@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="schedule pods whose spec.schedulerName is this")
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0,
                    help="0: adaptive, as kube-scheduler (50%% - nodes/125, at least 5%%)")
-    p.add_argument("--bind-concurrency", type=int, default=64)
+    p.add_argument("--bind-concurrency", type=int, default=256)
     p.add_argument("--kube-api-qps", type=float, default=0.0,
                    help="client requests per second (0: unlimited; Kubernetes: 50)")
     p.add_argument("--no-scheduled-events", action="store_true",

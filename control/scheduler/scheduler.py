@@ -60,7 +60,7 @@ class Scheduler:
     def __init__(self, client: ApiClient, factory: InformerFactory, *,
                  name: str = "default-scheduler", clock: Clock | None = None,
                  recorder: EventRecorder | None = None, metrics: Metrics | None = None,
-                 percentage: int = 0, bind_concurrency: int = 64, seed: int | None = None) -> None:
+                 percentage: int = 0, bind_concurrency: int = 256, seed: int | None = None) -> None:
         self.client = client
         self.clock = clock or RealClock()
         self.recorder = recorder

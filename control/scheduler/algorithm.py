@@ -222,19 +222,21 @@ class Algorithm:
     def scores(self, pod: PodInfo, cls: ClassCache, feasible: list[NodeInfo]) -> list[int]:
         """Weighted total per feasible node (constant terms left out)."""
         t = pod.template
-        totals = [cls.allocation_score(n) for n in feasible]
-        statics = [cls.static_of(n) for n in feasible]
-        taints = [s.taint_count for s in statics]
-        if any(taints):  # reverse-normalized, weight 3
-            hi = max(taints)
-            for i, c in enumerate(taints):
-                totals[i] += 3 * (MAX_NODE_SCORE - MAX_NODE_SCORE * c // hi)
-        if t.preferred.terms:  # normalized by the maximum, weight 2
+        scores, score_of = cls.scores, cls.allocation_score
+        totals = [hit[1] if (hit := scores.get(n.name)) is not None and hit[0] == n.gen
+                  else score_of(n) for n in feasible]
+        if self.cache.soft_tainted or t.preferred.terms:
+            statics = [cls.static_of(n) for n in feasible]
+            taints = [s.taint_count for s in statics]
+            if any(taints):  # reverse-normalized, weight 3
+                hi = max(taints)
+                totals = [v + 3 * (MAX_NODE_SCORE - MAX_NODE_SCORE * c // hi)
+                          for v, c in zip(totals, taints, strict=True)]
             weights = [s.affinity_weight for s in statics]
             hi = max(weights)
-            if hi > 0:
-                for i, w in enumerate(weights):
-                    totals[i] += 2 * (MAX_NODE_SCORE * w // hi)
+            if hi > 0:  # normalized by the maximum, weight 2
+                totals = [v + 2 * (MAX_NODE_SCORE * w // hi)
+                          for v, w in zip(totals, weights, strict=True)]
         if t.spread:
             spread = spread_scores(pod, self.cache, feasible, t.spread, True)
         else:
@@ -242,8 +244,7 @@ class Algorithm:
             spread = None if selector is None or selector.empty else spread_scores(
                 pod, self.cache, feasible, default_constraints(selector), False)
         if spread is not None:
-            for i, v in enumerate(spread):
-                totals[i] += 2 * v
+            totals = [v + 2 * w for v, w in zip(totals, spread, strict=True)]
         inter = affinity_scores(pod, self.cache, feasible)
         if inter is not None:
             for i, v in enumerate(inter):

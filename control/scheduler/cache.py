@@ -37,7 +37,7 @@ class SchedulerCache:
         self._templates: OrderedDict[str, PodTemplate] = OrderedDict()
         self._ns_labels: dict[str, Mapping[str, str]] = {}
         self.nominated: dict[str, PodInfo] = {}  # uid -> pending pod with nominatedNodeName
-        self.counters = Counters(self._iter_placed)
+        self.counters = Counters(self._iter_placed, labels=self._node_labels)
         self.seq = 0
         self._log: list[str] = []
         self._log_base = 0
@@ -72,6 +72,10 @@ class SchedulerCache:
 
     # --- nodes --------------------------------------------------------------------------
 
+    def _node_labels(self, name: str) -> Mapping[str, str] | None:
+        info = self.nodes.get(name)
+        return info.labels if info is not None and info.node is not None else None
+
     def _touch(self, info: NodeInfo) -> None:
         self.seq += 1
         self._log.append(info.name)
@@ -94,7 +98,10 @@ class SchedulerCache:
             info = self.nodes[name] = NodeInfo(name)
             self._order_dirty = True
         old_zone, had_node = info.zone_key, info.node is not None
+        old_labels = info.labels
         info.set_node(node)
+        if not had_node or old_labels != info.labels:
+            self.counters.nodes_changed()
         if any(t.get("effect") == "PreferNoSchedule" for t in info.taints):
             self.soft_tainted.add(name)
         else:
@@ -118,6 +125,7 @@ class SchedulerCache:
             return
         info.node = None
         self.soft_tainted.discard(name)
+        self.counters.nodes_changed()
         if not info.pods:
             del self.nodes[name]
         self._order_dirty = True

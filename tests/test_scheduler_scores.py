@@ -116,3 +116,32 @@ def test_preferred_pod_anti_affinity_scores_away() -> None:
         pod("db", node_name="b", labels={"app": "db"}, cpu="1m", memory="1Mi"),
         pod("filler", node_name="a", cpu="1", memory="2Gi")))
     assert _decide(alg, cache, pod("p", affinity=anti)) == "a"
+
+
+def test_zone_sums_follow_pods_and_node_relabels() -> None:
+    nodes = [node(f"n{i}", labels={"topology.kubernetes.io/zone": "ab"[i % 2]})
+             for i in range(4)]
+    cache, _ = cluster(*nodes)
+    sel = parse_label_selector("app=web")
+
+    def match(p: Any) -> bool:
+        return bool(p.namespace == "default" and sel.matches(p.labels))
+
+    def brute() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for n in cache.nodes.values():
+            for p in n.pods.values():
+                if match(p):
+                    z = n.labels.get("topology.kubernetes.io/zone", "")
+                    out[z] = out.get(z, 0) + 1
+        return {k: v for k, v in out.items() if v}
+
+    key = ("spread", "default", sel)
+    live = cache.counters.domain_counts(key, match, "topology.kubernetes.io/zone")
+    for i in range(6):
+        cache.add_pod(pod(f"w{i}", node_name=f"n{i % 4}"))
+    assert {k: v for k, v in live.items() if v} == brute() == {"a": 3, "b": 3}
+    cache.remove_pod(cache.pod_info(pod("w0")).uid)
+    cache.set_node(node("n1", labels={"topology.kubernetes.io/zone": "a"}))
+    live = cache.counters.domain_counts(key, match, "topology.kubernetes.io/zone")
+    assert {k: v for k, v in live.items() if v} == brute() == {"a": 4, "b": 1}

@@ -168,7 +168,11 @@ class MemoryStore:
                         async with asyncio.timeout(self._progress):
                             item = await w.queue.get()
                     except TimeoutError:
-                        yield {"header": {"revision": self.machine.revision}, "progress": True}
+                        # The timeout may fire just as a frame is queued: deliver that first,
+                        # a progress revision promises every event up to it was sent.
+                        if w.queue.empty():
+                            yield {"header": {"revision": self.machine.revision},
+                                   "progress": True}
                         continue
                 else:
                     item = await w.queue.get()

@@ -269,7 +269,9 @@ async def watch(request: web.Request) -> web.StreamResponse:
             try:
                 item = await asyncio.wait_for(watcher.queue.get(), node.cfg.progress_interval)
             except TimeoutError:
-                if progress:
+                # The timeout may fire just as a frame is queued: that frame goes first, as a
+                # progress revision promises the client every event up to it was sent.
+                if progress and watcher.queue.empty():
                     rev = max(node.hub.revision, watcher.next_rev - 1)
                     await resp.write(_frame({"header": {"revision": rev}, "progress": True}))
                 continue

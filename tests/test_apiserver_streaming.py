@@ -106,6 +106,15 @@ def _node(name: str, port: int | None, *, ready: bool = True) -> dict[str, Any]:
             "status": status}
 
 
+async def _default_account(c: Cluster) -> None:
+    """The ``default`` ServiceAccount pods are admitted with (the controller-manager's
+    serviceaccount controller makes it; none runs here)."""
+    st, body = await c.call("POST", "/api/v1/namespaces/default/serviceaccounts",
+                            {"apiVersion": "v1", "kind": "ServiceAccount",
+                             "metadata": {"name": "default"}})
+    assert st in (201, 409), body
+
+
 async def _put_node(c: Cluster, node: dict[str, Any]) -> None:
     st, body = await c.call("POST", "/api/v1/nodes", node)
     assert st == 201, body
@@ -161,6 +170,7 @@ async def cluster(certs: Path, tmp_path: Path) -> AsyncIterator[Cluster]:
             StreamingServer(handler, StreamingConfig("n1", stats_interval=0.05),
                             tls=tls) as agent, aiohttp.ClientSession(connector=admin) as s:
         c = Cluster(url, handler, s, certs, agent.port)
+        await _default_account(c)
         await _put_node(c, _node("n1", agent.port))
         uid = await _put_pod(c, "x", "n1", ["c", "idle"])
         handler.pods[uid] = FakePod("default", "x", {"c": Container(),
@@ -460,6 +470,7 @@ async def test_without_a_kubelet_client_streams_are_unavailable(certs: Path) -> 
     admin = aiohttp.TCPConnector(ssl=client_context(admin_paths(certs)))
     async with _apiserver(certs, None) as url, aiohttp.ClientSession(connector=admin) as s:
         c = Cluster(url, LocalHandler(), s, certs, 0)
+        await _default_account(c)
         await _put_node(c, _node("n1", 1))
         await _put_pod(c, "x", "n1", ["c"])
         st, body = await c.call("GET", f"{PODS}/x/log")

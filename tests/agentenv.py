@@ -190,8 +190,8 @@ def pod(name: str, node: str = "node-1", *, image: str = "busybox", **spec: Any)
 
 
 async def create_pod(admin: ApiClient, p: Obj, namespace: str = "default") -> Obj:
-    """Create a pod; right after start-up admission may not see the bootstrap service account
-    yet (Forbidden), so retry that for a moment."""
+    """Create a pod; without the namespace's default ServiceAccount (the controller-manager
+    makes it; none runs here) admission refuses it, so make it and retry for a moment."""
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -200,6 +200,10 @@ async def create_pod(admin: ApiClient, p: Obj, namespace: str = "default") -> Ob
         except Forbidden:
             if time.monotonic() > deadline:
                 raise
+            with contextlib.suppress(AlreadyExists):  # the controller-manager's job
+                await admin.create(R.SERVICEACCOUNTS, {
+                    "apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "default"}}, namespace)
             await asyncio.sleep(0.05)
 
 

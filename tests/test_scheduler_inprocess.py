@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from control.api.errors import Conflict, Forbidden
+from control.api.errors import AlreadyExists, Conflict, Forbidden
 from control.client import EventRecorder, InformerFactory
 from control.client import resources as R
 from control.scheduler.queue import QueuedPod
@@ -76,6 +76,12 @@ async def create_pod(admin: Any, p: Obj) -> Obj:
         except Forbidden:
             if asyncio.get_running_loop().time() > deadline:
                 raise
+            try:  # the controller-manager's job, which does not run in process
+                await admin.create(R.SERVICEACCOUNTS, {
+                    "apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "default"}}, "default")
+            except (Conflict, AlreadyExists):
+                pass
             await asyncio.sleep(0.05)
 
 

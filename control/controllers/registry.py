@@ -12,6 +12,7 @@ __all__ = ["CONTROLLERS", "load"]
 
 CONTROLLERS: dict[str, str] = {
     "replicaset": "control.controllers.replicaset:ReplicaSetController",
+    "deployment": "control.controllers.deployment:DeploymentController",
     "daemonset": "control.controllers.daemonset:DaemonSetController",
     "statefulset": "control.controllers.statefulset:StatefulSetController",
     "job": "control.controllers.job:JobController",

@@ -5,7 +5,7 @@ table of selectable fields, and matched against objects.  Semantics follow apima
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,10 +214,16 @@ def _scalar(value: Any) -> str:
     return ""
 
 
-def object_fields(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
-    """The selectable fields of ``obj`` as strings, for ``FieldSelector.matches``."""
+def object_fields(kind: str, obj: Mapping[str, Any],
+                  labels: Collection[str] | None = None) -> dict[str, str]:
+    """The selectable fields of ``obj`` as strings, for ``FieldSelector.matches``; only
+    ``labels`` when given (a selector needs only its own fields: a watch cache filtering
+    30,000 pods should not read eleven fields of each to test one)."""
     fields: dict[str, str] = {}
-    for label, path in SELECTABLE_FIELDS.get(kind, _META).items():
+    table = SELECTABLE_FIELDS.get(kind, _META)
+    for label, path in table.items():
+        if labels is not None and label not in labels:
+            continue
         node: Any = obj
         for step in path:
             node = node.get(step) if isinstance(node, Mapping) else None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,11 +41,17 @@ from control.apiserver.storage import (
     parse_resource_version,
 )
 
-from .watchcache import WatchCache
+from .watchcache import FieldIndex, WatchCache
 
-__all__ = ["Filter", "Reader", "make_filter", "validate_list_options"]
+__all__ = ["Filter", "Reader", "make_filter", "selection", "validate_list_options"]
 
 _WAIT = 3.0  # how long a read waits for the cache to reach a resourceVersion
+
+
+_NAME: tuple[str, ...] = ("metadata", "name")
+#: Fields the watch cache indexes watchers by (kind "" = every kind), by selector label.
+_INDEXABLE: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Pod", "spec.nodeName"): ("spec", "nodeName"), ("", "metadata.name"): _NAME}
 
 
 @dataclass(frozen=True)
@@ -55,11 +62,42 @@ class Filter:
     labels: LabelSelector
     fields: FieldSelector
 
+    @functools.cached_property
+    def _field_labels(self) -> frozenset[str]:
+        return frozenset(r.field for r in self.fields.requirements)
+
     def matches(self, obj: dict[str, Any]) -> bool:
         meta = obj.get("metadata") or {}
         if not self.labels.empty and not self.labels.matches(meta.get("labels") or {}):
             return False
-        return self.fields.empty or self.fields.matches(object_fields(self.kind, obj))
+        return self.fields.empty or self.fields.matches(
+            object_fields(self.kind, obj, self._field_labels))
+
+    def index(self) -> FieldIndex | None:
+        """The exact field match the watch cache can index by (a node agent's
+        ``spec.nodeName=NAME``, or ``metadata.name=NAME``), if the selector pins one."""
+        for (kind, label), path in _INDEXABLE.items():
+            if kind in ("", self.kind) and (value := self.fields.requires_exact_match(label)) \
+                    is not None:
+                return FieldIndex(path, value)
+        return None
+
+    def namespace(self) -> str | None:
+        """The namespace ``metadata.namespace=NS`` pins, if any."""
+        return self.fields.requires_exact_match("metadata.namespace")
+
+
+def selection(rd: ResourceDef, namespace: str, flt: Filter
+              ) -> tuple[bytes, bool, FieldIndex | None]:
+    """Where a list or watch needs to look: the key prefix (narrowed to one namespace when
+    the field selector pins it), whether that prefix is a whole collection (its keys are
+    prefix + name), and the field index that narrows it further."""
+    gr = GroupResource(rd.group, rd.resource)
+    pinned = flt.namespace()
+    if rd.namespaced and not namespace and pinned and "/" not in pinned and "%" not in pinned \
+            and pinned not in (".", ".."):
+        namespace = pinned
+    return collection_prefix(gr, namespace), bool(namespace) or not rd.namespaced, flt.index()
 
 
 def make_filter(rd: ResourceDef, opts: QueryOptions) -> Filter:
@@ -143,19 +181,34 @@ class Reader:
                 return await self._from_store(gr, namespace, opts, flt)
         elif rv_text != "0":
             await self.at_least(parse_resource_version(rv_text))
-        prefix = collection_prefix(gr, namespace)
-        objects, rev = self.cache.snapshot(prefix)
+        objects, rev = self.select(rd, namespace, flt)
+        base = collection_prefix(gr, namespace)  # continue tokens are relative to the request's
         items: list[dict[str, Any]] = []
         meta: dict[str, Any] = {"resourceVersion": str(rev)}
         for i, (key, obj) in enumerate(objects):
             if not flt.matches(obj):
                 continue
             if opts.limit and len(items) == opts.limit:
-                last = objects[i - 1][0][len(prefix):].decode()
+                last = objects[i - 1][0][len(base):].decode()
                 meta["continue"] = encode_continue(rev, last + "\0")
                 break
             items.append(obj)
         return items, meta
+
+    def select(self, rd: ResourceDef, namespace: str, flt: Filter
+               ) -> tuple[builtins.list[tuple[bytes, dict[str, Any]]], int]:
+        """From the cache, at one revision: ``(key, object)`` in key order — every object
+        of the collection, or only those an index says may match (pods of one node; one
+        object by name) — and that revision.  The caller still applies ``flt``."""
+        prefix, whole, index = selection(rd, namespace, flt)
+        if index is not None and index.path == _NAME and whole:
+            name = index.value
+            if not name or "/" in name:
+                return [], self.cache.revision
+            key = prefix + name.encode()
+            obj = self.cache.get(key)
+            return ([(key, obj)] if obj is not None else []), self.cache.revision
+        return self.cache.snapshot(prefix, index)
 
     async def _from_store(self, gr: GroupResource, namespace: str, opts: QueryOptions,
                           flt: Filter) -> tuple[builtins.list[dict[str, Any]], dict[str, Any]]:

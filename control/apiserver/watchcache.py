@@ -8,8 +8,15 @@ cache needs (it was cut off for long), the cache relists and ends every open wat
 client then re-watches and gets 410 Expired if its resourceVersion fell out of the window —
 what kube-apiserver's cacher does on reinitialisation.
 
+Watchers are indexed so that an event costs only the watchers it may concern, not every open
+watch (kube-apiserver's cacher does the same with its watcher indexes): by key prefix (a
+collection, or one namespace of it), and, for a watch whose field selector pins one field the
+cache indexes (:class:`FieldIndex`: ``spec.nodeName`` of pods — each node agent's watch — and
+``metadata.name`` of anything), by that field's value in the object and in its previous state.
+With 1,000 node agents watching pods, a pod event reaches the one or two agents concerned.
+
 Reads see a consistent state: :meth:`snapshot` returns the objects under a prefix at the
-cache's revision.  A "consistent" list (no resourceVersion) first learns the store's current
+cache's revision (pods by ``spec.nodeName`` from an index, not a scan of every pod).  A "consistent" list (no resourceVersion) first learns the store's current
 revision and waits until the cache has caught up (:meth:`wait_for`), as kube-apiserver's
 consistent reads from cache do.  The event window (``window`` events) bounds how far back a
 watch may start.
@@ -18,7 +25,6 @@ watch may start.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import contextlib
 import logging
@@ -34,11 +40,37 @@ from control.apiserver.storage import decode_object
 from store.client import KeyValueStore, prefix_end
 from store.errors import Compacted, StoreError
 
-__all__ = ["CacheEvent", "WatchCache", "Watcher"]
+__all__ = ["LIST_INDEXES", "CacheEvent", "FieldIndex", "WatchCache", "Watcher"]
 
 log = logging.getLogger("ketch.apiserver.cache")
 
 PREFIX = b"/registry/"
+
+#: Collections whose objects the cache also indexes by one field, for lists and initial watch
+#: events with that field pinned (kube-apiserver's pod ``spec.nodeName`` indexer).
+LIST_INDEXES: dict[bytes, tuple[str, ...]] = {b"/registry/core/pods/": ("spec", "nodeName")}
+
+Path = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FieldIndex:
+    """An exact field match (``spec.nodeName=node-7``) by which a watcher is indexed: ``path``
+    into the object, and the ``value`` it must have (a missing field is ``""``).  A pre-filter
+    only: the watch still applies its whole selector to what the index hands it."""
+
+    path: Path
+    value: str
+
+
+def field_value(obj: dict[str, Any] | None, path: Path) -> str:
+    """The string at ``path`` in ``obj`` ("" when absent), as indexes compare it."""
+    node: Any = obj
+    for step in path:
+        if not isinstance(node, dict):
+            return ""
+        node = node.get(step)
+    return node if isinstance(node, str) else "" if node is None else str(node)
 
 
 @dataclass(frozen=True)
@@ -63,9 +95,10 @@ class Watcher:
     (reinitialisation or shutdown), after which the iterator stops.  A progress marker is a
     ``CacheEvent`` with type ``BOOKMARK`` (key empty)."""
 
-    def __init__(self, prefix: bytes, after: int) -> None:
+    def __init__(self, prefix: bytes, after: int, index: FieldIndex | None = None) -> None:
         self.prefix = prefix
         self.after = after
+        self.index = index
         self.queue: asyncio.Queue[CacheEvent | None] = asyncio.Queue()
         #: When set, events go straight to this callable (called on the cache's feed; it
         #: must not block or raise) instead of the queue.
@@ -97,7 +130,11 @@ class WatchCache:
         self._objects: SortedDict = SortedDict()  # key -> object (with resourceVersion)
         self._events: collections.deque[CacheEvent] = collections.deque(maxlen=window)
         self._watchers: set[Watcher] = set()
-        self._by_prefix: dict[bytes, set[Watcher]] = {}
+        self._by_prefix: dict[bytes, set[Watcher]] = {}  # watchers without a field index
+        # prefix -> field path -> value -> watchers indexed by that field
+        self._by_field: dict[bytes, dict[Path, dict[str, set[Watcher]]]] = {}
+        # collection prefix -> value of its LIST_INDEXES field -> keys of the objects
+        self._key_index: dict[bytes, dict[str, set[bytes]]] = {p: {} for p in LIST_INDEXES}
         self.revision = 0  # the revision the cache reflects
         self._oldest = 0  # watches may start at any revision >= this one
         self._advanced = asyncio.Condition()
@@ -129,6 +166,9 @@ class WatchCache:
         if self.ready.is_set():
             self._end_watchers()
         self._objects = objects
+        self._key_index = {p: {} for p in LIST_INDEXES}
+        for key, obj in objects.items():
+            self._index_key(key, None, obj)
         self._events.clear()
         self._oldest = rev
         await self._advance(rev)
@@ -161,17 +201,56 @@ class WatchCache:
             self._objects.pop(key, None)
             typ = "DELETED"
         event = CacheEvent(rev, typ, key, obj, prev)
+        self._index_key(key, prev, None if typ == "DELETED" else obj)
         self._events.append(event)
         if len(self._events) == self._events.maxlen:
             self._oldest = self._events[0].revision - 1
-        # Watchers are indexed by prefix; a key's possible prefixes end at each of its "/".
-        slash = key.find(b"/", 1)
-        while slash != -1:
-            for w in self._by_prefix.get(key[:slash + 1], ()):
-                w.push(event)
-            slash = key.find(b"/", slash + 1)
+        self._fan_out(event)
         for listener in self.listeners:
             listener(event)
+
+    def _fan_out(self, event: CacheEvent) -> None:
+        """Push ``event`` to the watchers it may concern and no others.  A key's possible
+        prefixes end at each of its "/"; under each, the unindexed watchers, then the indexed
+        ones whose value the object has now or had before (each watcher at most once: it sits
+        under one value, and the two values are only both looked up when they differ)."""
+        key = event.key
+        slash = key.find(b"/", 1)
+        while slash != -1:
+            prefix = key[:slash + 1]
+            for w in self._by_prefix.get(prefix, ()):
+                w.push(event)
+            fields = self._by_field.get(prefix)
+            if fields:
+                for path, by_value in fields.items():
+                    now = field_value(event.obj, path)
+                    for w in by_value.get(now, ()):
+                        w.push(event)
+                    if event.prev is not None:
+                        before = field_value(event.prev, path)
+                        if before != now:
+                            for w in by_value.get(before, ()):
+                                w.push(event)
+            slash = key.find(b"/", slash + 1)
+
+    def _index_key(self, key: bytes, old: dict[str, Any] | None,
+                   new: dict[str, Any] | None) -> None:
+        """Keep :data:`LIST_INDEXES` current for ``key`` going from ``old`` to ``new``."""
+        for prefix, path in LIST_INDEXES.items():
+            if not key.startswith(prefix):
+                continue
+            index = self._key_index[prefix]
+            before = None if old is None else field_value(old, path)
+            after = None if new is None else field_value(new, path)
+            if before == after:
+                return
+            if before is not None and (keys := index.get(before)) is not None:
+                keys.discard(key)
+                if not keys:
+                    del index[before]
+            if after is not None:
+                index.setdefault(after, set()).add(key)
+            return
 
     async def _advance(self, rev: int, *, bookmark: bool = False) -> None:
         if rev <= self.revision and not bookmark:
@@ -196,6 +275,7 @@ class WatchCache:
             w.push(None)
         self._watchers.clear()
         self._by_prefix.clear()
+        self._by_field.clear()
 
     def close(self) -> None:
         self._end_watchers()
@@ -226,9 +306,18 @@ class WatchCache:
             return False  # the caller reads the store itself and reports its error
         return await self.wait_for(ans["header"]["revision"], timeout)
 
-    def snapshot(self, prefix: bytes) -> tuple[list[tuple[bytes, dict[str, Any]]], int]:
+    def snapshot(self, prefix: bytes, index: FieldIndex | None = None
+                 ) -> tuple[list[tuple[bytes, dict[str, Any]]], int]:
         """``(key, object)`` under ``prefix`` in key order, and the revision they reflect.
-        The objects are the cache's own: callers must not change them."""
+        With ``index`` on a field of :data:`LIST_INDEXES`, only objects with that value (read
+        from the index); other indexes are ignored (every object; the caller filters).  The
+        objects are the cache's own: callers must not change them."""
+        if index is not None:
+            for collection, path in LIST_INDEXES.items():
+                if prefix.startswith(collection) and index.path == path:
+                    keys = sorted(k for k in self._key_index[collection].get(index.value, ())
+                                  if k.startswith(prefix))
+                    return [(k, self._objects[k]) for k in keys], self.revision
         end = prefix_end(prefix)
         keys = self._objects.irange(prefix, end, inclusive=(True, False))
         return [(k, self._objects[k]) for k in keys], self.revision
@@ -236,22 +325,37 @@ class WatchCache:
     def get(self, key: bytes) -> dict[str, Any] | None:
         return self._objects.get(key)
 
-    def watch(self, prefix: bytes, after: int) -> Watcher:
+    def watch(self, prefix: bytes, after: int, index: FieldIndex | None = None) -> Watcher:
         """A watcher of every event under ``prefix`` with revision > ``after`` (0: from the
-        cache's current revision).  410 Expired if ``after`` is older than the window."""
+        cache's current revision).  With ``index``, only events whose object has (or had)
+        that field value reach it.  410 Expired if ``after`` is older than the window."""
         if not self.ready.is_set():
             raise InternalError("watch cache is not ready")
         if after and after < self._oldest:
             raise Expired(f"too old resource version: {after} ({self._oldest + 1})")
-        w = Watcher(prefix, after or self.revision)
+        w = Watcher(prefix, after or self.revision, index)
         if after:
-            revs = [e.revision for e in self._events]
-            for ev in list(self._events)[bisect.bisect_right(revs, after):]:
-                if ev.key.startswith(prefix):
+            for ev in self._since(after):
+                if ev.key.startswith(prefix) and (index is None or _concerns(ev, index)):
                     w.push(ev)
         self._watchers.add(w)
-        self._by_prefix.setdefault(prefix, set()).add(w)
+        if index is None:
+            self._by_prefix.setdefault(prefix, set()).add(w)
+        else:
+            self._by_field.setdefault(prefix, {}).setdefault(index.path, {}) \
+                .setdefault(index.value, set()).add(w)
         return w
+
+    def _since(self, after: int) -> list[CacheEvent]:
+        """The window's events after revision ``after``, oldest first; walks back from the
+        newest, so a watch resuming near the head costs what it missed, not the window."""
+        newer: list[CacheEvent] = []
+        for ev in reversed(self._events):
+            if ev.revision <= after:
+                break
+            newer.append(ev)
+        newer.reverse()
+        return newer
 
     @property
     def watcher_count(self) -> int:
@@ -259,8 +363,26 @@ class WatchCache:
 
     def stop(self, w: Watcher) -> None:
         self._watchers.discard(w)
-        group = self._by_prefix.get(w.prefix)
-        if group is not None:
-            group.discard(w)
-            if not group:
-                del self._by_prefix[w.prefix]
+        if w.index is None:
+            group = self._by_prefix.get(w.prefix)
+            if group is not None:
+                group.discard(w)
+                if not group:
+                    del self._by_prefix[w.prefix]
+            return
+        fields = self._by_field.get(w.prefix, {})
+        by_value = fields.get(w.index.path, {})
+        same = by_value.get(w.index.value)
+        if same is not None:
+            same.discard(w)
+            if not same:
+                del by_value[w.index.value]
+                if not by_value:
+                    del fields[w.index.path]
+                    if not fields:
+                        del self._by_field[w.prefix]
+
+
+def _concerns(ev: CacheEvent, index: FieldIndex) -> bool:
+    return field_value(ev.obj, index.path) == index.value or (
+        ev.prev is not None and field_value(ev.prev, index.path) == index.value)

@@ -26,10 +26,10 @@ from aiohttp import web
 from control.api.catalog import ResourceDef
 from control.api.errors import APIError, Cause, Invalid
 from control.apiserver.requestinfo import RequestInfo
-from control.apiserver.storage import GroupResource, collection_prefix, parse_resource_version
+from control.apiserver.storage import parse_resource_version
 from control.apiserver.tables import table_for
 
-from .reads import Filter, make_filter
+from .reads import Filter, make_filter, selection
 from .state import APIState
 from .watchcache import CacheEvent
 
@@ -138,8 +138,8 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
     _check(info)
     o = info.options
     flt = make_filter(rd, o)
-    prefix = collection_prefix(GroupResource(rd.group, rd.resource),
-                               info.namespace if rd.namespaced else "")
+    namespace = info.namespace if rd.namespaced else ""
+    prefix, _, index = selection(rd, namespace, flt)
     rv_text = o.resource_version
     rv = parse_resource_version(rv_text)
     initial = o.send_initial_events if o.send_initial_events is not None else rv == 0
@@ -155,10 +155,10 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
     stream = _Stream(resp, rd, table, api)
     try:
         if initial:
-            objects, start = api.cache.snapshot(prefix)
-            watcher = api.cache.watch(prefix, start)
+            objects, start = api.reader.select(rd, namespace, flt)
+            watcher = api.cache.watch(prefix, start, index)
         else:
-            watcher = api.cache.watch(prefix, rv)
+            watcher = api.cache.watch(prefix, rv, index)
     except APIError as e:  # 410 Expired: told in-band, as kube-apiserver does
         await stream.error(e)
         return resp

@@ -99,6 +99,13 @@ EXAMPLES: dict[tuple[str, str], Obj] = {
     (RBAC, "clusterrolebindings"): {"metadata": _meta("crb", None), "roleRef": {
         "apiGroup": RBAC, "kind": "ClusterRole", "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "kube-system"}]},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {
+        "metadata": _meta("widgets.example.com", None), "spec": {
+            "group": "example.com", "scope": "Namespaced",
+            "names": {"plural": "widgets", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                "openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}]}},
 }
 STORED = [(r.group, r.resource) for r in RESOURCES if not r.virtual]
 
@@ -166,7 +173,8 @@ def test_generation_is_tracked_by_the_controllers_of_pods_only() -> None:
     assert tracked == {("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets"),
                        ("apps", "statefulsets"), ("batch", "jobs"), ("batch", "cronjobs"),
                        ("policy", "poddisruptionbudgets"), ("discovery.k8s.io", "endpointslices"),
-                       ("scheduling.k8s.io", "priorityclasses")}
+                       ("scheduling.k8s.io", "priorityclasses"),
+                       ("apiextensions.k8s.io", "customresourcedefinitions")}
 
 
 # --- defaults -------------------------------------------------------------------------------

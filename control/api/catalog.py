@@ -112,7 +112,9 @@ RESOURCES: tuple[ResourceDef, ...] = (
     ResourceDef("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",)),
     ResourceDef("", "v1", "secrets", "Secret", True),
     ResourceDef("", "v1", "events", "Event", True, short_names=("ev",)),
-    ResourceDef("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",)),
+    ResourceDef("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",),
+                subresources=(Subresource("token", "TokenRequest", CREATE_ONLY,
+                                          group="authentication.k8s.io", version="v1"),)),
     ResourceDef("", "v1", "resourcequotas", "ResourceQuota", True, short_names=("quota",),
                 subresources=(_status("ResourceQuota"),)),
     ResourceDef("", "v1", "limitranges", "LimitRange", True, short_names=("limits",)),
@@ -147,6 +149,11 @@ RESOURCES: tuple[ResourceDef, ...] = (
     ResourceDef("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
     ResourceDef("rbac.authorization.k8s.io", "v1", "clusterrolebindings",
                 "ClusterRoleBinding", False),
+    # apiextensions.k8s.io/v1
+    ResourceDef("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                "CustomResourceDefinition", False, short_names=("crd", "crds"),
+                categories=("api-extensions",),
+                subresources=(_status("CustomResourceDefinition"),)),
     # reviews: computed answers, never stored
     ResourceDef("authorization.k8s.io", "v1", "selfsubjectaccessreviews",
                 "SelfSubjectAccessReview", False, verbs=CREATE_ONLY, virtual=True),

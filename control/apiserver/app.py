@@ -27,6 +27,8 @@ from control.apiserver.openapi import openapi_document, openapi_root
 from . import discovery
 from .bootstrap import bootstrap
 from .codec import dumps, respond
+from .crd.catalog import CRD_PREFIX
+from .crd.controller import CRDController
 from .pipeline import INFO, USER, Metrics, pipeline
 from .resources import handle_resource
 from .state import APIState
@@ -81,21 +83,30 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
         return web.Response(body=generate_latest(metrics.registry),
                             headers={"Content-Type": "text/plain; version=0.0.4"})
     if path in ("/api", "/apis"):
+        custom = api.catalog.documents()
         if discovery.wants_aggregated(accept):
-            return web.Response(body=dumps(discovery.aggregated(path == "/api")),
+            doc = discovery.aggregated(path == "/api")
+            if path == "/apis" and custom.aggregated:
+                doc = {**doc, "items": [*doc["items"], *custom.aggregated]}
+            return web.Response(body=dumps(doc),
                                 headers={"Content-Type": discovery.AGGREGATED_TYPE})
         if path == "/api":
             return respond(discovery.api_versions(cfg.server_address))
-        return respond(discovery.api_group_list())
+        groups = discovery.api_group_list()
+        if custom.group_list:
+            groups = {**groups, "groups": [*groups["groups"], *custom.group_list]}
+        return respond(groups)
     parts = path.strip("/").split("/")
     if parts[0] in ("api", "apis") and len(parts) in (2, 3):
         group, version = ("", parts[1]) if parts[0] == "api" else (
             parts[1], parts[2] if len(parts) == 3 else "")
-        doc = discovery.resource_list(group, version) if version else None
-        if doc is not None:
-            return respond(doc)
+        listed = discovery.resource_list(group, version) if version else None
+        if listed is None and version:
+            listed = api.catalog.documents().resource_lists.get((group, version))
+        if listed is not None:
+            return respond(listed)
     if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
-        body = _openapi_bytes(path[len("/openapi/v3/"):])
+        body = _openapi(api, path[len("/openapi/v3/"):])
         if body is not None:
             return web.Response(body=body, content_type="application/json")
     raise APIError(404, "NotFound", "the server could not find the requested resource")
@@ -116,6 +127,21 @@ def _readiness_failures(api: APIState, tasks: list[asyncio.Task[None]]) -> list[
             why = "cancelled" if t.cancelled() else repr(t.exception())
             failed.append(f"poststarthook/{t.get_name()} failed: the task ended ({why})")
     return failed
+
+
+def _openapi(api: APIState, gv_path: str) -> bytes | None:
+    """An OpenAPI document: the built-in ones (static), the custom group versions' (rebuilt
+    when the CRDs change), or the root listing both."""
+    custom = api.catalog.documents().openapi
+    if not gv_path:
+        if not custom:
+            return _openapi_bytes("")
+        root = openapi_root()
+        paths = {**root["paths"], **{p: {"serverRelativeURL": f"/openapi/v3/{p}?hash={h}"}
+                                     for p, (_, h) in custom.items()}}
+        return dumps({**root, "paths": paths})
+    found = custom.get(gv_path.strip("/"))
+    return found[0] if found is not None else _openapi_bytes(gv_path)
 
 
 @functools.cache
@@ -152,8 +178,13 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
             if tasks[0].done():
                 ready.cancel()
                 tasks[0].result()  # the cache died before it was ready: say why
+            api.catalog.load(o for _, o in api.cache.snapshot(CRD_PREFIX)[0])
             if cfg.bootstrap:
                 await bootstrap(api)
+            crds = asyncio.create_task(CRDController(api, api.catalog).run(),
+                                       name="crd-controller")
+            crds.add_done_callback(_log_end)
+            tasks.append(crds)
             yield
         finally:
             api.cache.close()

@@ -18,8 +18,10 @@ from .kubelet.metrics import METRICS_RESOURCES
 __all__ = [
     "AGGREGATED_TYPE",
     "aggregated",
+    "aggregated_entry",
     "api_group_list",
     "api_versions",
+    "legacy_entries",
     "resource_list",
     "wants_aggregated",
 ]
@@ -74,6 +76,17 @@ def _legacy(rd: ResourceDef) -> list[dict[str, Any]]:
             entry["group"], entry["version"] = s.group, s.version
         out.append(entry)
     return out
+
+
+def legacy_entries(rd: ResourceDef) -> list[dict[str, Any]]:
+    """A resource's entries in its group version's APIResourceList (itself, then each
+    subresource): for resources served beside the catalog's (custom resources)."""
+    return _legacy(rd)
+
+
+def aggregated_entry(rd: ResourceDef) -> dict[str, Any]:
+    """A resource's APIResourceDiscovery entry in the aggregated documents."""
+    return _aggregated_resource(rd)
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from control.apiserver.patching import (
     schema_for,
 )
 from control.apiserver.patching.apply import ApplyConflict, server_side_apply
+from control.apiserver.patching.schema import PatchSchema
 
 from .codec import parse_json, parse_yaml
 
@@ -56,9 +57,11 @@ def _api_error(e: PatchError) -> APIError:
 
 def apply_patch(live: dict[str, Any] | None, patch: Any, media: str, *, kind: str,
                 api_version: str, manager: str, force: bool, now: str,
-                ignore_status: bool = False) -> dict[str, Any]:
+                ignore_status: bool = False, schema: PatchSchema | None = None
+                ) -> dict[str, Any]:
     """The patched object (``live`` is not changed).  ``live`` is None only for apply,
-    which then creates."""
+    which then creates.  ``schema`` overrides the kind's merge keys (a CRD's list types)."""
+    schema = schema or schema_for(kind)
     try:
         if media == "application/json-patch+json":
             assert live is not None
@@ -68,11 +71,11 @@ def apply_patch(live: dict[str, Any] | None, patch: Any, media: str, *, kind: st
             return apply_merge_patch(live, patch)
         if media == "application/strategic-merge-patch+json":
             assert live is not None
-            return apply_strategic_merge_patch(live, patch, schema_for(kind))
+            return apply_strategic_merge_patch(live, patch, schema)
         if not manager:
             raise BadRequest("PATCH with apply requires a fieldManager query parameter")
         return server_side_apply(live, patch, manager=manager, force=force, now=now,
-                                 schema=schema_for(kind), api_version=api_version,
+                                 schema=schema, api_version=api_version,
                                  ignore_status=ignore_status)
     except PatchError as e:
         raise _api_error(e) from None

@@ -19,16 +19,31 @@ from typing import Any
 from control.api.catalog import ResourceDef
 from control.api.errors import BadRequest, Cause, Conflict, Invalid, NotFound
 from control.apiserver.admission import AdmissionChain, AdmissionRequest, ClusterView
-from control.apiserver.patching import schema_for
+from control.apiserver.patching import PatchSchema, schema_for
 from control.apiserver.patching.managed import update_managed_fields
 from control.apiserver.rbac import UserInfo
 from control.apiserver.storage import GroupResource, Storage, check_preconditions
-from control.apiserver.strategies import strategy_for
+from control.apiserver.strategies import Strategy, strategy_for
 
 from .allocation import Allocator
+from .crd.resource import CustomResourceDef, present, to_storage
 from .objectmeta import Inputs, carry_over, now_rfc3339, prepare_create_meta
 
-__all__ = ["Registry", "WriteContext"]
+__all__ = ["Registry", "WriteContext", "patch_schema_of", "strategy_of"]
+
+def strategy_of(rd: ResourceDef) -> Strategy:
+    """The strategy of a resource: its own for a custom resource, else the built-in one."""
+    if isinstance(rd, CustomResourceDef) and rd.strategy is not None:
+        return rd.strategy
+    return strategy_for(rd.group, rd.resource)
+
+
+def patch_schema_of(rd: ResourceDef) -> PatchSchema:
+    """Merge keys for apply and managedFields: the CRD's list types, else the kind's."""
+    if isinstance(rd, CustomResourceDef) and rd.patch_schema is not None:
+        return rd.patch_schema
+    return schema_for(rd.kind)
+
 
 MutateFn = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
 
@@ -83,7 +98,7 @@ class Registry:
             return  # server-side apply recorded its own entry
         update_managed_fields(old, new, manager=ctx.field_manager or "unknown",
                               operation="Update", now=self.inputs.timestamp(),
-                              schema=schema_for(ctx.rd.kind), subresource=ctx.subresource,
+                              schema=patch_schema_of(ctx.rd), subresource=ctx.subresource,
                               ignore_status=ctx.rd.subresource("status") is not None)
 
     def _defaults(self, ctx: WriteContext, obj: dict[str, Any]) -> None:
@@ -124,7 +139,7 @@ class Registry:
                 "FieldValueRequired", "Required value: name or generateName is required",
                 "metadata.name")], group=ctx.rd.group)
         ctx.name = meta["name"]
-        strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
+        strategy = strategy_of(ctx.rd)
         strategy.prepare_for_create(obj)
         hook = getattr(strategy, "apply_uid", None)
         if hook is not None and getattr(strategy, "needs_uid_selector", False):
@@ -136,6 +151,7 @@ class Registry:
         self._managed(ctx, None, obj)
         if ctx.dry_run:
             return obj
+        to_storage(ctx.rd, obj)
         made = []
         if self.allocator is not None and getattr(strategy, "needs_cluster_ip", False):
             made = await self.allocator.allocate(strategy, obj)
@@ -161,7 +177,7 @@ class Registry:
         # The body's uid is a precondition, as in kube.
         check_preconditions(ctx.gr, ctx.name, old, None, new_meta.get("uid") or None)
         carry_over(new, old)
-        strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
+        strategy = strategy_of(ctx.rd)
         if ctx.subresource == "status":
             strategy.prepare_for_status_update(new, old)
         else:
@@ -171,6 +187,7 @@ class Registry:
         self._invalid(ctx, new, strategy.validate_update(new, old))
         await self.admission.validate(req, self.view)
         self._managed(ctx, old, new)
+        to_storage(ctx.rd, new)
         return new
 
     async def update(self, ctx: WriteContext, obj: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +202,8 @@ class Registry:
         """Read-modify-write of the stored object: ``fn`` turns the current object into the
         client's new one, which then goes through the update pipeline (:meth:`_updated`);
         an object whose deletion is pending and whose last finalizer goes is deleted."""
-        async def step(old: dict[str, Any]) -> dict[str, Any]:
+        async def step(stored: dict[str, Any]) -> dict[str, Any]:
+            old = present(ctx.rd, stored)  # a custom object in the request's version
             out = fn(old)
             new = await out if isinstance(out, Awaitable) else out
             return await self._updated(ctx, old, new)
@@ -204,7 +222,7 @@ class Registry:
     # --- delete --------------------------------------------------------------------------
 
     async def _released(self, ctx: WriteContext, gone: dict[str, Any]) -> None:
-        strategy = strategy_for(ctx.rd.group, ctx.rd.resource)
+        strategy = strategy_of(ctx.rd)
         if self.allocator is not None and getattr(strategy, "needs_cluster_ip", False):
             await self.allocator.release(gone)
 
@@ -235,8 +253,10 @@ class Registry:
         if ctx.dry_run:
             return cur, True
         finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(policy)
+        strategy = strategy_of(ctx.rd)
+        own = getattr(strategy, "deletion_finalizer", None)  # a CRD's cleanup
         graceful = self._grace(ctx, cur, grace)
-        if not _held(ctx.rd, cur) and not finalizer and not graceful:
+        if not _held(ctx.rd, cur) and not finalizer and not own and not graceful:
             obj = await self.storage.delete(ctx.gr, ctx.namespace, ctx.name,
                                             expected_resource_version=pre.get("resourceVersion"),
                                             expected_uid=pre.get("uid"))
@@ -247,8 +267,11 @@ class Registry:
         def mark(obj: dict[str, Any]) -> dict[str, Any]:
             check_preconditions(ctx.gr, ctx.name, obj, None, pre.get("uid") or None)
             meta = obj["metadata"]
-            if finalizer and finalizer not in meta.setdefault("finalizers", []):
-                meta["finalizers"].append(finalizer)
+            for f in (finalizer, own if not meta.get("deletionTimestamp") else None):
+                if f and f not in meta.setdefault("finalizers", []):
+                    meta["finalizers"].append(f)
+            if not meta.get("deletionTimestamp") and hasattr(strategy, "mark_deleting"):
+                strategy.mark_deleting(obj, now_rfc3339(stamp))
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = now_rfc3339(stamp + dt.timedelta(seconds=graceful))
                 meta["deletionGracePeriodSeconds"] = graceful

@@ -12,11 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
-from control.api.catalog import ResourceDef, lookup
+from control.api.catalog import ResourceDef
 from control.api.errors import (
     APIError,
     BadRequest,
     Cause,
+    Forbidden,
     Invalid,
     MethodNotAllowed,
     NotFound,
@@ -37,13 +38,17 @@ from .codec import (
     strict_problems,
     unknown_fields,
 )
+from .crd.printing import custom_table
+from .crd.resource import CustomResourceDef, present
+from .crd.selection import filter_for
 from .patches import APPLY, apply_patch, parse_patch, patch_resource_version
-from .reads import make_filter
-from .registry import WriteContext
+from .registry import WriteContext, patch_schema_of
 from .state import APIState
 from .watching import serve_watch
 
 __all__ = ["handle_resource", "render", "wants_table"]
+
+_STRATEGIC = "application/strategic-merge-patch+json"
 
 
 def wants_table(request: web.Request) -> bool:
@@ -54,6 +59,10 @@ def render(request: web.Request, rd: ResourceDef, objects: list[dict[str, Any]],
            list_meta: dict[str, Any], api: APIState) -> dict[str, Any]:
     include = request.query.get("includeObject", "Metadata")
     try:
+        if isinstance(rd, CustomResourceDef):
+            return custom_table(rd.columns, [present(rd, o) for o in objects],
+                                list_meta=list_meta, include_object=include,
+                                now=api.inputs.now())
         return table_for(rd.kind, objects, list_meta=list_meta, include_object=include,
                          now=api.inputs.now())
     except ValueError as e:
@@ -94,6 +103,15 @@ def _dry_run(info: RequestInfo) -> bool:
     return bool(info.options.dry_run)
 
 
+def _decoded(request: web.Request, rd: ResourceDef, body: bytes) -> Decoded:
+    """A create/update body; a custom object's unknown fields are those its schema prunes."""
+    decoded = decode_body(body, request.headers.get("Content-Type"),
+                          api_version=rd.api_version, kind=rd.kind)
+    if isinstance(rd, CustomResourceDef):
+        decoded.unknown = rd.unknown_fields(decoded.obj)
+    return decoded
+
+
 def _validated(info: RequestInfo, decoded: Decoded) -> tuple[dict[str, Any], list[str]]:
     """Apply fieldValidation: Strict refuses, Warn warns, Ignore drops silently; unknown
     fields are never kept (Go's decoder has nowhere to put them)."""
@@ -121,7 +139,7 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
                           user: UserInfo) -> web.StreamResponse:
     if info.api_group == kubelet.metrics.GROUP:  # served from the node agents, not stored
         return await kubelet.serve_metrics(request, api, info)
-    rd = lookup(info.api_group, info.api_version, info.resource)
+    rd = api.catalog.lookup(info.api_group, info.api_version, info.resource)
     if rd is None:  # no such route: what kube-apiserver's not-found handler answers
         raise APIError(404, "NotFound", "the server could not find the requested resource")
     if info.options.errors:
@@ -130,6 +148,9 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
         raise NotFound(info.resource, info.name, group=rd.group)
     if rd.virtual:
         return await subresources.review(request, api, rd, info, user)
+    if isinstance(rd, CustomResourceDef) and rd.terminating and info.verb == "create":
+        raise Forbidden(rd.resource, info.name, "create not allowed while custom resource "
+                        "definition is terminating", group=rd.group)
     if info.subresource:
         if rd.subresource(info.subresource) is None:
             raise NotFound(f"{rd.resource}/{info.subresource}", info.name, group=rd.group)
@@ -141,28 +162,25 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
     if info.verb == "get":
         obj = await api.reader.get(rd, ctx.namespace, info.name,
                                    info.options.resource_version)
-        return _one(request, rd, obj, api)
+        return _one(request, rd, present(rd, obj), api)
     if info.verb == "list":
-        flt = make_filter(rd, info.options)
+        flt = filter_for(rd, info.options)
         items, meta = await api.reader.list(rd, ctx.namespace, info.options, flt)
         if wants_table(request):
             return respond(render(request, rd, items, meta, api))
+        items = [present(rd, o) for o in items]
         return respond({"kind": rd.list_kind, "apiVersion": rd.api_version, "metadata": meta,
                         "items": items})
     if info.verb == "watch":
         return await serve_watch(request, api, rd, info, wants_table(request))
     if info.verb == "create":
-        obj, warnings = _validated(info, decode_body(
-            await read_body(request), request.headers.get("Content-Type"),
-            api_version=rd.api_version, kind=rd.kind))
+        obj, warnings = _validated(info, _decoded(request, rd, await read_body(request)))
         out = await api.registry.create(ctx, obj)
-        return _warned(respond(out, 201), warnings)
+        return _warned(respond(present(rd, out), 201), warnings)
     if info.verb == "update":
-        obj, warnings = _validated(info, decode_body(
-            await read_body(request), request.headers.get("Content-Type"),
-            api_version=rd.api_version, kind=rd.kind))
+        obj, warnings = _validated(info, _decoded(request, rd, await read_body(request)))
         out = await api.registry.update(ctx, obj)
-        return _warned(respond(out), warnings)
+        return _warned(respond(present(rd, out)), warnings)
     if info.verb == "patch":
         return await patch(request, api, ctx, info)
     if info.verb == "delete":
@@ -192,17 +210,19 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
                 info: RequestInfo, *, transform: Any = None) -> web.Response:
     """PATCH of the object (or of its status): read, patch, run the update pipeline, CAS."""
     media = media_type(request.headers.get("Content-Type"))
-    if media not in PATCH_TYPES:
+    custom = isinstance(ctx.rd, CustomResourceDef)
+    accepted = [t for t in PATCH_TYPES if not (custom and t == _STRATEGIC)]
+    if media not in accepted:
         raise APIError(415, "UnsupportedMediaType",
                        f"the body of the request was in an unknown format - accepted media "
-                       f"types include: {', '.join(PATCH_TYPES)}")
+                       f"types include: {', '.join(accepted)}")
     doc = parse_patch(await read_body(request), media)
     warnings: list[str] = []
     if isinstance(doc, dict):
-        unknown = [p for p in unknown_fields(ctx.rd.api_version, ctx.rd.kind,
-                                             {**doc, "apiVersion": ctx.rd.api_version,
-                                              "kind": ctx.rd.kind})
-                   if not any(part.startswith("$") for part in p.split("."))]
+        typed = {**doc, "apiVersion": ctx.rd.api_version, "kind": ctx.rd.kind}
+        found = ctx.rd.unknown_fields(typed) if isinstance(ctx.rd, CustomResourceDef) else \
+            unknown_fields(ctx.rd.api_version, ctx.rd.kind, typed)
+        unknown = [p for p in found if not any(part.startswith("$") for part in p.split("."))]
         _, warnings = _validated(info, Decoded(doc, unknown, []))
     rd, now = ctx.rd, api.inputs.timestamp()
     force = info.options.force
@@ -218,22 +238,22 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
                 raise
             created = apply_patch(None, doc, media, kind=rd.kind, api_version=rd.api_version,
                                   manager=ctx.field_manager, force=force, now=now,
-                                  ignore_status=has_status)
+                                  ignore_status=has_status, schema=patch_schema_of(rd))
             created.setdefault("metadata", {})["name"] = ctx.name
             drop_unknown_fields(rd.api_version, rd.kind, created)
             out = await api.registry.create(ctx, created)
-            return _warned(respond(out, 201), warnings)
+            return _warned(respond(present(rd, out), 201), warnings)
     expected = patch_resource_version(doc)
 
     def mutate(old: dict[str, Any]) -> dict[str, Any]:
         new = apply_patch(old, doc, media, kind=rd.kind, api_version=rd.api_version,
                           manager=ctx.field_manager, force=force, now=now,
-                          ignore_status=has_status)
+                          ignore_status=has_status, schema=patch_schema_of(rd))
         drop_unknown_fields(rd.api_version, rd.kind, new)  # what Go's decoder would drop
         return new
 
     out = await api.registry.mutate(ctx, mutate, expected_rv=expected)
-    return _warned(respond(out), warnings)
+    return _warned(respond(present(rd, out)), warnings)
 
 
 async def _delete_options(request: web.Request, info: RequestInfo) -> dict[str, Any]:
@@ -274,14 +294,14 @@ async def delete(request: web.Request, api: APIState, ctx: WriteContext,
     options = await _delete_options(request, info)
     obj, gone = await api.registry.delete(ctx, options)
     if not gone or ctx.rd.resource == "pods":
-        return respond(obj)
+        return respond(present(ctx.rd, obj))
     return respond(_success(ctx.rd, obj))
 
 
 async def delete_collection(request: web.Request, api: APIState, ctx: WriteContext,
                             info: RequestInfo) -> web.Response:
     options = await _delete_options(request, info)
-    flt = make_filter(ctx.rd, info.options)
+    flt = filter_for(ctx.rd, info.options)
     items, meta = await api.reader.list(ctx.rd, ctx.namespace, info.options, flt)
     deleted = []
     for obj in items:
@@ -292,7 +312,7 @@ async def delete_collection(request: web.Request, api: APIState, ctx: WriteConte
             out, _ = await api.registry.delete(one, options)
         except NotFound:
             continue
-        deleted.append(out)
+        deleted.append(present(ctx.rd, out))
     return respond({"kind": ctx.rd.list_kind, "apiVersion": ctx.rd.api_version,
                     "metadata": {"resourceVersion": meta.get("resourceVersion", "")},
                     "items": deleted})

@@ -8,7 +8,7 @@ ResourceQuota plugin charges usage with a compare-and-swap through storage.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from control.apiserver.admission import AdmissionChain, default_chain
@@ -18,6 +18,7 @@ from control.apiserver.storage import GroupResource, Storage, collection_prefix,
 from store.client import KeyValueStore
 
 from .allocation import Allocator
+from .crd.catalog import Catalog, follow
 from .objectmeta import Inputs
 from .reads import Reader
 from .registry import Registry
@@ -98,6 +99,8 @@ class APIState:
     server_url: str = ""
     #: The client of the node agents (exec, logs, metrics); None: those answer 503.
     kubelet: KubeletClient | None = None
+    #: Built-in and custom resources: the one lookup of what this apiserver serves.
+    catalog: Catalog = field(default_factory=Catalog)
 
     @classmethod
     def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,
@@ -113,5 +116,7 @@ class APIState:
         rbac = RBACAuthorizer(view)
         registry = Registry(storage, chain, view, inputs=inputs,
                             allocator=Allocator(storage, cache))
+        catalog = Catalog()
+        cache.listeners.append(follow(catalog))
         return cls(client, storage, cache, view, Reader(storage, cache), registry, authorizer,
-                   rbac, inputs, server_url, kubelet)
+                   rbac, inputs, server_url, kubelet, catalog)

@@ -10,6 +10,7 @@ authorizer and the caller's identity; nothing is stored.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from control.apiserver.strategies import strategy_for
 
 from . import kubelet
 from .codec import decode_body, read_body, respond
+from .crd.resource import CustomResourceDef, get_path, present, set_path
 from .eviction import evict
 from .registry import WriteContext
 from .state import APIState
@@ -39,13 +41,25 @@ __all__ = ["dispatch", "finalize_namespace", "review", "to_scale"]
 def to_scale(rd: ResourceDef, obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata", {})
     spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    if isinstance(rd, CustomResourceDef) and rd.scale is not None:
+        # a custom resource's scale paths (kube's scale subresource for CRs)
+        selector_text = get_path(obj, rd.scale.selector) if rd.scale.selector else ""
+        replicas = get_path(obj, rd.scale.spec)
+        current = get_path(obj, rd.scale.status)
+        spec_replicas = replicas if isinstance(replicas, int) else 0
+        status_replicas = current if isinstance(current, int) else 0
+        selector = str(selector_text) if isinstance(selector_text, str) else ""
+    else:
+        labels = (spec.get("selector") or {}).get("matchLabels") or {}
+        spec_replicas, status_replicas = spec.get("replicas", 0), status.get("replicas", 0)
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+    out_status: dict[str, Any] = {"replicas": status_replicas}
+    if selector or not isinstance(rd, CustomResourceDef):
+        out_status["selector"] = selector
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                                "creationTimestamp") if k in meta},
-            "spec": {"replicas": spec.get("replicas", 0)},
-            "status": {"replicas": status.get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sorted(selector.items()))}}
+            "spec": {"replicas": spec_replicas}, "status": out_status}
 
 
 async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
@@ -70,14 +84,15 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
     if sub == "proxy":
         return await kubelet.serve_node_proxy(request, api, info)
     if verb == "get":
-        return _one(request, rd, await api.reader.get(rd, ctx.namespace, info.name), api)
+        return _one(request, rd, present(rd, await api.reader.get(rd, ctx.namespace, info.name)),
+                    api)
     if verb == "patch":
         return await patch(request, api, ctx, info)
     body = decode_body(await read_body(request), request.headers.get("Content-Type"),
                        api_version=rd.api_version, kind=rd.kind).obj
     if sub == "finalize":
         return respond(await _finalize(api, ctx, body))
-    return respond(await api.registry.update(ctx, body))
+    return respond(present(rd, await api.registry.update(ctx, body)))
 
 
 async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: RequestInfo,
@@ -111,6 +126,10 @@ async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: Req
             raise APIError(422, "Invalid", f'Scale.autoscaling "{ctx.name}" is invalid: '
                            f"spec.replicas: Invalid value: {replicas!r}: must be greater than "
                            "or equal to 0")
+        if isinstance(rd, CustomResourceDef) and rd.scale is not None:
+            new = copy.deepcopy(old)
+            set_path(new, rd.scale.spec, replicas)
+            return new
         new = dict(old)
         new["spec"] = {**(old.get("spec") or {}), "replicas": replicas}
         return new

@@ -23,7 +23,7 @@ from control.apiserver.openapi.schemas import (
     list_schema_name,
 )
 
-__all__ = ["PATCH_CONTENT_TYPES", "gv_paths", "gv_prefix"]
+__all__ = ["PATCH_CONTENT_TYPES", "gv_paths", "gv_prefix", "resource_paths"]
 
 Operation = dict[str, Any]
 
@@ -276,6 +276,12 @@ def _item_paths(r: ResourceDef) -> dict[str, dict[str, Operation]]:
     for sub in r.subresources:
         paths[f"{item_path}/{sub.name}"] = _subresource_ops(r, sub, params, stem)
     return paths
+
+
+def resource_paths(r: ResourceDef) -> dict[str, dict[str, Operation]]:
+    """The paths of one resource (for resources served beside the catalog's: custom ones)."""
+    paths = {**_collection_paths(r), **_item_paths(r)}
+    return {p: ops for p, ops in paths.items() if ops}
 
 
 def gv_paths(group: str, version: str) -> dict[str, dict[str, Operation]]:

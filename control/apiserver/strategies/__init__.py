@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from control.api.catalog import RESOURCES, ResourceDef
 from control.api.errors import Cause
+from control.apiserver.crd.definition import CustomResourceDefinitionStrategy
 
 from .base import BaseStrategy
 from .config import ConfigMapStrategy, SecretStrategy
@@ -124,6 +125,7 @@ _CLASSES: dict[tuple[str, str], type[BaseStrategy]] = {
     ("rbac.authorization.k8s.io", "clusterroles"): ClusterRoleStrategy,
     ("rbac.authorization.k8s.io", "rolebindings"): RoleBindingStrategy,
     ("rbac.authorization.k8s.io", "clusterrolebindings"): ClusterRoleBindingStrategy,
+    ("apiextensions.k8s.io", "customresourcedefinitions"): CustomResourceDefinitionStrategy,
 }
 _INSTANCES: dict[tuple[str, str], BaseStrategy] = {}
 

@@ -33,6 +33,7 @@ from node.streaming import serving_context
 
 from .agent import NodeAgent
 from .config import KUBELET_VERSION, AgentConfig
+from .hollow_cli import add_hollow_arguments, run_hollow
 from .metrics import agent_registry
 from .registration import RegistrationError
 
@@ -84,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="client requests per second (0: unlimited; kubelet: 50)")
     p.add_argument("--kube-api-burst", type=int, default=0)
     p.add_argument("--log-level", default="INFO")
+    add_hollow_arguments(p)
 
 
 def _labels(text: str) -> dict[str, str]:
@@ -197,6 +199,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.hollow:
+        return run_hollow(args)
     configure_logging(args.log_level)
     try:
         return run_main(amain(args))

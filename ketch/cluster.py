@@ -105,13 +105,15 @@ class Cluster:
     def __init__(self, dir: Path | str, *, apiservers: int | None = None,
                  controller_managers: int | None = None, schedulers: int | None = None,
                  nodes: int | None = None, port: int | None = None,
-                 controllers: str | None = None, python: str = sys.executable) -> None:
+                 controllers: str | None = None, cluster_cidr: str | None = None,
+                 python: str = sys.executable) -> None:
         self.dir = Path(dir).resolve()
         self.store = LocalCluster(self.dir, python=python)
         self._counts = {"apiserver": apiservers, "controller-manager": controller_managers,
                         "scheduler": schedulers, "node": nodes}
         self._port = port
         self._controllers = controllers  # the controller-manager's --controllers (default *)
+        self._cluster_cidr = cluster_cidr  # its --cluster-cidr (default: this cluster's /18)
         self._python = python
 
     # --- layout --------------------------------------------------------------------------
@@ -140,6 +142,9 @@ class Cluster:
             changed = True
         if "controllers" not in layout:
             layout["controllers"] = self._controllers or "*"
+            changed = True
+        if "cluster_cidr" not in layout:
+            layout["cluster_cidr"] = self._cluster_cidr or cluster_cidr(self.dir)
             changed = True
         if changed:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -207,8 +212,9 @@ class Cluster:
         if c.kind == "node":
             return node_argv(self, c, self._python)
         if c.kind == "controller-manager":
-            base += ["--cluster-cidr", cluster_cidr(self.dir),
-                     "--controllers", self._layout().get("controllers", "*")]
+            layout = self._layout()
+            base += ["--cluster-cidr", layout.get("cluster_cidr") or cluster_cidr(self.dir),
+                     "--controllers", layout.get("controllers", "*")]
         serving = component_serving_paths(certs, c.kind)
         others = [a for u in self.urls[1:] for a in ("--server", u)]
         return [*base, "--kubeconfig", str(self.component_kubeconfig(c.kind)), *others,

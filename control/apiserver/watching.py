@@ -29,7 +29,10 @@ from control.apiserver.requestinfo import RequestInfo
 from control.apiserver.storage import parse_resource_version
 from control.apiserver.tables import table_for
 
-from .reads import Filter, make_filter, selection
+from .crd.printing import custom_table
+from .crd.resource import CustomResourceDef, present
+from .crd.selection import filter_for
+from .reads import Filter, selection
 from .state import APIState
 from .watchcache import CacheEvent
 
@@ -77,11 +80,13 @@ class _Stream:
         self.resp, self.rd, self.table, self.api = resp, rd, table, api
 
     def _obj(self, obj: dict[str, Any]) -> dict[str, Any]:
+        meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+        if self.table and isinstance(self.rd, CustomResourceDef):
+            return custom_table(self.rd.columns, [present(self.rd, obj)], list_meta=meta,
+                                include_object="Metadata", now=self.api.inputs.now())
         if self.table:
-            return table_for(self.rd.kind, [obj], list_meta={
-                "resourceVersion": obj["metadata"].get("resourceVersion", "")},
-                now=self.api.inputs.now())
-        out = dict(obj)
+            return table_for(self.rd.kind, [obj], list_meta=meta, now=self.api.inputs.now())
+        out = dict(present(self.rd, obj))
         out.setdefault("kind", self.rd.kind)
         out.setdefault("apiVersion", self.rd.api_version)
         return out
@@ -98,9 +103,11 @@ class _Stream:
         (event, type) and shared by every watcher."""
         if self.table:
             return self._line(typ, ev.obj)
-        line = ev.lines.get(typ)
+        # a custom object's line depends on the version watched (its apiVersion, defaults)
+        key = f"{typ} {self.rd.api_version}" if isinstance(self.rd, CustomResourceDef) else typ
+        line = ev.lines.get(key)
         if line is None:
-            line = ev.lines[typ] = self._line(typ, ev.obj)
+            line = ev.lines[key] = self._line(typ, ev.obj)
         return line
 
     def bookmark_line(self, rv: int, *, initial_end: bool = False) -> bytes:
@@ -137,7 +144,7 @@ async def serve_watch(request: web.Request, api: APIState, rd: ResourceDef,
                       info: RequestInfo, table: bool) -> web.StreamResponse:
     _check(info)
     o = info.options
-    flt = make_filter(rd, o)
+    flt = filter_for(rd, o)
     namespace = info.namespace if rd.namespaced else ""
     prefix, _, index = selection(rd, namespace, flt)
     rv_text = o.resource_version

@@ -13,6 +13,8 @@ A cluster's certs directory (e.g. ``<cluster>/certs``, mode 0700) holds::
     controller-manager.crt/.key            CN system:kube-controller-manager
     scheduler.crt/.key                     CN system:kube-scheduler
     raft-secret                            Raft peer password (32 random bytes, urlsafe base64)
+    sa.key                                 the service-account token signing key (EC P-256,
+                                           ES256): the apiservers sign and verify bound tokens
     users/NAME.crt/.key                    from :func:`issue_user`
     nodes/NAME.crt/.key                    CN system:node:NAME, O system:nodes: :func:`issue_node`
     nodes/serving/NAME.crt/.key            node NAME's agent serving (streaming server), SANs its
@@ -40,7 +42,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from .authority import CertsError, StrPath
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .authority import CertsError, StrPath, load_key
 from .pairs import (
     CertPaths,
     FileResult,
@@ -57,6 +62,7 @@ from .pairs import (
 
 __all__ = [
     "APISERVER_DNS_NAMES",
+    "APISERVER_SERVICE_IPS",
     "COMPONENTS",
     "KUBELET_CLIENT_CN",
     "LOOPBACK_SANS",
@@ -86,6 +92,8 @@ __all__ = [
     "raft_secret",
     "raft_secret_path",
     "scheduler_paths",
+    "service_account_key",
+    "service_account_key_path",
     "store_client_paths",
     "store_replica_identity",
     "store_replica_paths",
@@ -106,7 +114,11 @@ APISERVER_DNS_NAMES = (
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
+# The `kubernetes` Service's ClusterIP (the first address of the service range, 127.16.0.0/12,
+# as kubeadm puts 10.96.0.1 in its serving certificate): in-cluster clients connect to it.
+APISERVER_SERVICE_IPS = ("127.16.0.1",)
 _SECRET_FILE = "raft-secret"
+_SA_KEY_FILE = "sa.key"
 _SECRET_BYTES = 32
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=-]{0,63}")
 _DNS = re.compile(r"(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
@@ -125,7 +137,7 @@ COMPONENTS: Mapping[str, Identity] = MappingProxyType(
                 "kube-apiserver",
                 server=True,
                 client=False,
-                dns_names=APISERVER_DNS_NAMES,
+                dns_names=APISERVER_DNS_NAMES + APISERVER_SERVICE_IPS,
             ),
             Identity("apiserver-kubelet-client", KUBELET_CLIENT_CN, ("system:masters",)),
             Identity("controller-manager", "system:kube-controller-manager"),
@@ -243,6 +255,20 @@ def raft_secret(directory: StrPath) -> str:
     return _read_secret(raft_secret_path(directory))
 
 
+def service_account_key_path(directory: StrPath) -> Path:
+    return Path(directory) / _SA_KEY_FILE
+
+
+def service_account_key(directory: StrPath) -> ec.EllipticCurvePrivateKey:
+    """The key every apiserver signs and verifies service-account tokens with.  CertsError if
+    absent (a directory made before tokens existed: run ``ketch certs init`` again) or bad."""
+    path = service_account_key_path(directory)
+    if not path.exists():
+        raise CertsError(f"{path} does not exist; run `ketch certs init --dir {directory}` "
+                         "to add the service-account signing key")
+    return load_key(path)
+
+
 # --- reading the secret and the hosts ----------------------------------------------------------
 
 
@@ -320,6 +346,8 @@ def init_cluster_certs(
     secret = raft_secret_path(d)
     if secret.exists():
         _read_secret(secret)
+    if service_account_key_path(d).exists():
+        load_key(service_account_key_path(d))  # a bad key stops the run before any write
     sans = _server_sans(hosts)
     command = f"ketch certs init --dir {d} --replicas {','.join(names)}" + "".join(
         f" --host {h}" for h in sans[len(LOOPBACK_SANS) :]
@@ -339,6 +367,15 @@ def init_cluster_certs(
     else:
         write_new(secret, (secrets.token_urlsafe(_SECRET_BYTES) + "\n").encode(), 0o600)
         emit(FileResult(secret, "created"))
+    sa_key = service_account_key_path(d)
+    if sa_key.exists():
+        emit(FileResult(sa_key, "kept", tighten_private(sa_key)))
+    else:
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        write_new(sa_key, pem, 0o600)
+        emit(FileResult(sa_key, "created"))
     return Report(tuple(results))
 
 

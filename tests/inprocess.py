@@ -23,11 +23,13 @@ from certs.layout import (
     issue_node,
     node_paths,
     scheduler_paths,
+    service_account_key,
 )
 from control.api.errors import AlreadyExists
 from control.apiserver.__main__ import serving_context
 from control.apiserver.app import ServerConfig, build_app
 from control.apiserver.bootstrap import SYSTEM_NAMESPACES
+from control.apiserver.serviceaccounts.tokens import TokenIssuer
 from control.apiserver.state import APIState
 from control.client import ApiClient, ClientConfig
 from control.client.resources import SERVICEACCOUNTS
@@ -73,7 +75,8 @@ async def serve_api(certs: Path, *, progress_interval: float = 0.2,
                     bootstrap: bool = True) -> AsyncIterator[InProcessAPI]:
     """An apiserver over a fresh :class:`MemoryStore`, ready when the block starts."""
     store = MemoryStore(progress_interval=progress_interval)
-    state = APIState.build(store)  # type: ignore[arg-type]
+    state = APIState.build(store, tokens=TokenIssuer(  # type: ignore[arg-type]
+        service_account_key(certs)))
     app = build_app(state, ServerConfig(server_address="127.0.0.1:0", bootstrap=bootstrap))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5, access_log=None,
                            handler_cancellation=True)

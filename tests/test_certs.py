@@ -85,7 +85,7 @@ def test_init_creates_every_file(tmp_path: Path) -> None:
     d = tmp_path / "certs"
     seen: list[str] = []
     report = init_cluster_certs(d, replicas=REPLICAS, progress=lambda r: seen.append(str(r)))
-    expected = {"ca.crt", "ca.key", "raft-secret"}
+    expected = {"ca.crt", "ca.key", "raft-secret", "sa.key"}
     expected |= {f"{stem}.{ext}" for stem in LEAVES for ext in ("crt", "key")}
     assert {p.name for p in report.created} == expected
     assert report.kept == ()
@@ -647,15 +647,15 @@ def test_cli_init_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[st
     d = str(tmp_path / "certs")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b", "--host", "10.1.2.3") == 0
     first = capsys.readouterr().out.splitlines()
-    assert len(first) == 26
+    assert len(first) == 27
     assert all(line.startswith("created  ") for line in first[:-1])
     assert any(line.endswith("store-b.key") for line in first)
-    assert first[-1].startswith("25 created, 0 kept")
+    assert first[-1].startswith("26 created, 0 kept")
     assert _cli("certs", "init", "--dir", d, "--replicas", "a,b") == 0
     second = capsys.readouterr().out.splitlines()
     assert all(line.startswith("kept     ") for line in second[:-1])
     assert f"kept     {Path(d) / 'ca.key'}" in second
-    assert second[-1].startswith("0 created, 25 kept")
+    assert second[-1].startswith("0 created, 26 kept")
 
 
 def test_cli_check_ok(cluster: Path, capsys: pytest.CaptureFixture[str]) -> None:

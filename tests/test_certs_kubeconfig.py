@@ -32,6 +32,7 @@ from certs.kubeconfig import (
 )
 from certs.layout import (
     APISERVER_DNS_NAMES,
+    APISERVER_SERVICE_IPS,
     admin_paths,
     apiserver_paths,
     controller_manager_paths,
@@ -110,7 +111,7 @@ def test_apiserver_serving_certificate(cluster: Path) -> None:
     info = describe(load_cert(apiserver_paths(cluster).cert))
     assert (info.common_name, info.organizations) == ("kube-apiserver", ())
     assert set(info.dns_names) == {"localhost", "node-1.example", *APISERVER_DNS_NAMES}
-    assert set(info.ip_addresses) == {"127.0.0.1", "::1", "10.0.0.7"}
+    assert set(info.ip_addresses) == {"127.0.0.1", "::1", "10.0.0.7", *APISERVER_SERVICE_IPS}
     assert (info.server, info.client, info.is_ca) == (True, False, False)
 
 

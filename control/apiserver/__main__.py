@@ -22,12 +22,14 @@ from certs.layout import (
     apiserver_kubelet_client_paths,
     apiserver_paths,
     apiserver_store_client_paths,
+    service_account_key,
 )
 from certs.tls import client_context, server_context
 from store.client import StoreClient
 
 from .app import ServerConfig, build_app
 from .kubelet import KubeletClient
+from .serviceaccounts.tokens import TokenIssuer
 from .state import APIState
 
 log = logging.getLogger("ketch.apiserver")
@@ -58,6 +60,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     host, _, port = args.listen.rpartition(":")
     tls = serving_context(args.certs)
+    tokens = TokenIssuer(service_account_key(args.certs))  # fail closed: no key, no start
     # the node agents accept only this identity (exec, attach, port-forward, logs, stats)
     kubelet = KubeletClient(client_context(apiserver_kubelet_client_paths(args.certs)))
     client = StoreClient([u for u in args.store.split(",") if u],
@@ -68,7 +71,8 @@ async def serve(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with client:
-        api = APIState.build(client, server_url=f"https://{args.listen}", kubelet=kubelet)
+        api = APIState.build(client, server_url=f"https://{args.listen}", kubelet=kubelet,
+                             tokens=tokens)
         app = build_app(api, ServerConfig(server_address=args.listen,
                                           bootstrap=not args.no_bootstrap))
         # handler_cancellation: a client that disconnects cancels its handler, which is how

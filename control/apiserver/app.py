@@ -23,14 +23,16 @@ from prometheus_client import generate_latest
 
 from control.api.errors import APIError
 from control.apiserver.openapi import openapi_document, openapi_root
+from control.apiserver.rbac import UserInfo
 
 from . import discovery
 from .bootstrap import bootstrap
 from .codec import dumps, respond
 from .crd.catalog import CRD_PREFIX
 from .crd.controller import CRDController
-from .pipeline import INFO, USER, Metrics, pipeline
+from .pipeline import INFO, USER, Metrics, TokenAuthenticator, pipeline
 from .resources import handle_resource
+from .serviceaccounts.tokenrequest import discovery_document
 from .state import APIState
 
 __all__ = ["ServerConfig", "build_app"]
@@ -79,6 +81,10 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
             if failed:
                 return _text("".join(f"[-]{f}\n" for f in failed) + "readyz check failed", 500)
         return _text("ok")
+    if path.startswith(("/.well-known/", "/openid/")):
+        found = discovery_document(api, path, api.server_url or f"https://{cfg.server_address}")
+        if found is not None:
+            return found
     if path == "/metrics":
         return web.Response(body=generate_latest(metrics.registry),
                             headers={"Content-Type": "text/plain; version=0.0.4"})
@@ -110,6 +116,19 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
         if body is not None:
             return web.Response(body=body, content_type="application/json")
     raise APIError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _token_authenticator(api: APIState) -> TokenAuthenticator | None:
+    """Bearer tokens checked against this apiserver's key and its cache (the service
+    account and bound object must still exist); None without a key (tokens refused)."""
+    issuer = api.tokens
+    if issuer is None:
+        return None
+
+    async def check(token: str) -> UserInfo:
+        return await issuer.authenticate(token, api.view.get_fresh, api.inputs.now())
+
+    return check
 
 
 _TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background_tasks", list)
@@ -157,7 +176,8 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
     cfg = cfg or ServerConfig()
     metrics = Metrics()
     metrics.watchers.set_function(lambda: api.cache.watcher_count)
-    app = web.Application(middlewares=[pipeline(api.authorizer, metrics)],
+    app = web.Application(middlewares=[pipeline(api.authorizer, metrics,
+                                                 tokens=_token_authenticator(api))],
                           client_max_size=4 * 1024 * 1024)
 
     async def handler(request: web.Request) -> web.StreamResponse:

@@ -3,7 +3,8 @@
 1. errors → Status: every :class:`APIError` becomes a ``Status`` body, anything else a 500;
 2. request info: what the URL and verb address (:func:`parse_request_info`);
 3. authentication: the verified client certificate (CN = user, O = groups, plus
-   ``system:authenticated``); no certificate → 401;
+   ``system:authenticated``), else a service-account token (``Authorization: Bearer``);
+   neither → 401;
 4. authorization: RBAC (``system:masters`` bypasses it); denied → 403 with Kubernetes'
    Forbidden message.
 
@@ -35,7 +36,8 @@ from control.apiserver.requestinfo import RequestInfo, parse_request_info
 
 from .codec import respond
 
-__all__ = ["INFO", "USER", "Metrics", "authenticate", "pipeline"]
+__all__ = ["INFO", "USER", "Metrics", "TokenAuthenticator", "authenticate", "authenticate_any",
+           "pipeline"]
 
 #: What the pipeline learned of a request, for the handlers.
 INFO: web.RequestKey[RequestInfo] = web.RequestKey("info", RequestInfo)
@@ -81,7 +83,29 @@ def authenticate(request: web.Request) -> UserInfo:
     return user
 
 
-def pipeline(authorizer: Authorizer, metrics: Metrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+#: Checks a bearer token (a service-account token): its user, or Unauthorized.
+TokenAuthenticator = Callable[[str], Awaitable[UserInfo]]
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def authenticate_any(request: web.Request, tokens: TokenAuthenticator | None) -> UserInfo:
+    """The client certificate first, then a bearer token (kube's union authenticator tries
+    x509 before tokens); 401 if neither stands for a user."""
+    try:
+        return authenticate(request)
+    except Unauthorized:
+        token = _bearer(request)
+        if token is None or tokens is None:
+            raise
+        return await tokens(token)
+
+
+def pipeline(authorizer: Authorizer, metrics: Metrics, *, tokens: TokenAuthenticator | None = None
+             ) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -90,7 +114,7 @@ def pipeline(authorizer: Authorizer, metrics: Metrics) -> Callable[..., Awaitabl
         try:
             query = {k: request.query.getall(k) for k in request.query}
             info = parse_request_info(request.method, request.path, query)
-            user = authenticate(request)
+            user = await authenticate_any(request, tokens)
             attrs = attributes_from_request(user, info)
             decision = authorizer.authorize(attrs)
             if not decision.allowed:

@@ -26,6 +26,7 @@ from .watchcache import WatchCache
 
 if TYPE_CHECKING:  # kubelet's modules import this one
     from .kubelet.client import KubeletClient
+    from .serviceaccounts.tokens import TokenIssuer
 
 __all__ = ["APIState", "CacheView"]
 
@@ -101,11 +102,15 @@ class APIState:
     kubelet: KubeletClient | None = None
     #: Built-in and custom resources: the one lookup of what this apiserver serves.
     catalog: Catalog = field(default_factory=Catalog)
+    #: Signs and checks service-account tokens; None: TokenRequest answers 503 and bearer
+    #: tokens are refused.
+    tokens: TokenIssuer | None = None
 
     @classmethod
     def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,
               chain: AdmissionChain | None = None, server_url: str = "",
-              kubelet: KubeletClient | None = None) -> APIState:
+              kubelet: KubeletClient | None = None,
+              tokens: TokenIssuer | None = None) -> APIState:
         inputs = inputs or Inputs()
         storage = Storage(client)
         cache = WatchCache(client)
@@ -119,4 +124,4 @@ class APIState:
         catalog = Catalog()
         cache.listeners.append(follow(catalog))
         return cls(client, storage, cache, view, Reader(storage, cache), registry, authorizer,
-                   rbac, inputs, server_url, kubelet, catalog)
+                   rbac, inputs, server_url, kubelet, catalog, tokens)

@@ -33,6 +33,7 @@ from .codec import decode_body, read_body, respond
 from .crd.resource import CustomResourceDef, get_path, present, set_path
 from .eviction import evict
 from .registry import WriteContext
+from .serviceaccounts.tokenrequest import issue_token
 from .state import APIState
 
 __all__ = ["dispatch", "finalize_namespace", "review", "to_scale"]
@@ -83,6 +84,10 @@ async def dispatch(request: web.Request, api: APIState, rd: ResourceDef, info: R
         return await kubelet.serve_stream(request, api, info, user)
     if sub == "proxy":
         return await kubelet.serve_node_proxy(request, api, info)
+    if sub == "token":
+        body = decode_body(await read_body(request), request.headers.get("Content-Type"),
+                           api_version="authentication.k8s.io/v1", kind="TokenRequest").obj
+        return respond(await issue_token(api, info, user, body), 201)
     if verb == "get":
         return _one(request, rd, present(rd, await api.reader.get(rd, ctx.namespace, info.name)),
                     api)

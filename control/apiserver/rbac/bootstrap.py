@@ -294,6 +294,10 @@ _CLUSTER_ROLES: dict[str, list[dict[str, Any]]] = {
     "system:kube-scheduler": _SCHEDULER,
     "system:kube-controller-manager": _CONTROLLER_MANAGER,
     "system:node": _NODE,
+    "system:service-account-issuer-discovery": [
+        _rule(["get"], urls=["/.well-known/openid-configuration",
+                             "/.well-known/openid-configuration/", "/openid/v1/jwks",
+                             "/openid/v1/jwks/"])],
 }
 
 # binding name (= ClusterRole name) -> subjects as (kind, name)
@@ -306,6 +310,7 @@ _BINDINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "system:kube-scheduler": (("User", "system:kube-scheduler"),),
     "system:kube-controller-manager": (("User", "system:kube-controller-manager"),),
     "system:node": (("Group", NODES_GROUP),),
+    "system:service-account-issuer-discovery": (("Group", "system:serviceaccounts"),),
 }
 
 

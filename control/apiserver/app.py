@@ -30,6 +30,7 @@ from .bootstrap import bootstrap
 from .codec import dumps, respond
 from .crd.catalog import CRD_PREFIX
 from .crd.controller import CRDController
+from .endpoints_reconciler import EndpointReconciler
 from .pipeline import INFO, USER, Metrics, TokenAuthenticator, pipeline
 from .resources import handle_resource
 from .serviceaccounts.tokenrequest import discovery_document
@@ -205,6 +206,12 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
                                        name="crd-controller")
             crds.add_done_callback(_log_end)
             tasks.append(crds)
+            if cfg.bootstrap and not cfg.server_address.endswith(":0"):
+                endpoints = asyncio.create_task(
+                    EndpointReconciler(api, cfg.server_address).run(),
+                    name="kubernetes-endpoints")
+                endpoints.add_done_callback(_log_end)
+                tasks.append(endpoints)
             yield
         finally:
             api.cache.close()

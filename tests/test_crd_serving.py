@@ -13,6 +13,7 @@ import pytest
 
 from control.api.errors import Forbidden, Invalid, NotFound
 from control.client import ApiClient, Resource
+from control.client.discovery import all_resources
 from tests.conftest import eventually
 from tests.inprocess import InProcessAPI
 
@@ -135,6 +136,8 @@ async def test_crd_is_established_and_discovered(api: InProcessAPI) -> None:
         assert doc["components"]["schemas"]["com.example.v1.Backup"][
             "x-kubernetes-group-version-kind"] == [
             {"group": "example.com", "kind": "Backup", "version": "v1"}]
+        found = (await all_resources(admin)).by_kind()
+        assert found[("example.com/v1", "Backup")] == BACKUPS
 
 
 async def test_objects_defaulted_pruned_validated(api: InProcessAPI) -> None:

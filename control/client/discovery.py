@@ -16,7 +16,7 @@ from control.api.errors import APIError
 from .resources import Resource
 from .rest import ApiClient
 
-__all__ = ["Discovered", "DiscoveredResource", "preferred_resources"]
+__all__ = ["Discovered", "DiscoveredResource", "all_resources", "preferred_resources"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class Discovered:
     #: ``group/version`` → the error its discovery document answered with.
     failed: dict[str, APIError] = field(default_factory=dict)
 
+    def by_kind(self) -> dict[tuple[str, str], Resource]:
+        """``(apiVersion, kind)`` → resource: how an owner reference or an object's type
+        finds its REST path (client-go's RESTMapper), custom kinds included."""
+        return {(d.resource.api_version, d.resource.kind): d.resource for d in self.resources}
+
     def failure_message(self) -> str:
         """kube's ``ErrGroupDiscoveryFailed`` text."""
         parts = [f"{gv}: {e}" for gv, e in sorted(self.failed.items())]
@@ -43,6 +48,16 @@ class Discovered:
 async def preferred_resources(client: ApiClient) -> Discovered:
     """Every top-level resource (no subresources) of every group's preferred version.
     Raises only if the root documents (``/api``, ``/apis``) cannot be read."""
+    return await _discover(client, every_version=False)
+
+
+async def all_resources(client: ApiClient) -> Discovered:
+    """Like :func:`preferred_resources`, over every served version of every group (an owner
+    reference may name any of them)."""
+    return await _discover(client, every_version=True)
+
+
+async def _discover(client: ApiClient, *, every_version: bool) -> Discovered:
     out = Discovered()
     core = await client.request("GET", "/api")
     paths = [("", v, f"/api/{v}") for v in (core.get("versions") or ())[:1]]
@@ -50,9 +65,12 @@ async def preferred_resources(client: ApiClient) -> Discovered:
     for g in groups.get("groups") or ():
         preferred = (g.get("preferredVersion") or {}).get("groupVersion") or next(
             (v.get("groupVersion") for v in g.get("versions") or ()), "")
-        if preferred:
-            group, _, version = preferred.rpartition("/")
-            paths.append((group, version, f"/apis/{preferred}"))
+        wanted = [v.get("groupVersion", "") for v in g.get("versions") or ()] \
+            if every_version else [preferred]
+        for gv in wanted:
+            if gv:
+                group, _, version = gv.rpartition("/")
+                paths.append((group, version, f"/apis/{gv}"))
     for group, version, path in paths:
         gv = f"{group}/{version}" if group else version
         try:

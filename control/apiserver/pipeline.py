@@ -5,7 +5,10 @@
 3. authentication: the verified client certificate (CN = user, O = groups, plus
    ``system:authenticated``), else a service-account token (``Authorization: Bearer``);
    neither → 401;
-4. authorization: RBAC (``system:masters`` bypasses it); denied → 403 with Kubernetes'
+4. impersonation: ``Impersonate-*`` headers switch to the identity they name, once the
+   caller is authorized to ``impersonate`` each part of it (:mod:`.impersonation`); who acted
+   as whom is logged on ``ketch.apiserver.audit``;
+5. authorization: RBAC (``system:masters`` bypasses it); denied → 403 with Kubernetes'
    Forbidden message.
 
 Decoding, admission, validation and storage follow in the handlers (:mod:`resources`).
@@ -35,6 +38,7 @@ from control.apiserver.rbac import (
 from control.apiserver.requestinfo import RequestInfo, parse_request_info
 
 from .codec import respond
+from .impersonation import describe, impersonate, wants_impersonation
 
 __all__ = ["INFO", "USER", "Metrics", "TokenAuthenticator", "authenticate", "authenticate_any",
            "pipeline"]
@@ -44,6 +48,7 @@ INFO: web.RequestKey[RequestInfo] = web.RequestKey("info", RequestInfo)
 USER: web.RequestKey[UserInfo] = web.RequestKey("user", UserInfo)
 
 log = logging.getLogger("ketch.apiserver")
+audit = logging.getLogger("ketch.apiserver.audit")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -83,6 +88,22 @@ def authenticate(request: web.Request) -> UserInfo:
     return user
 
 
+def _impersonated(request: web.Request, user: UserInfo, authorizer: Authorizer) -> UserInfo:
+    """The identity the request's Impersonate-* headers name (403/400 as :func:`impersonate`),
+    logged with the real caller."""
+    try:
+        acting = impersonate(user, request.headers, authorizer)
+    except APIError as e:
+        audit.info("%s was refused impersonation on %s %s: %s", describe(user), request.method,
+                   request.path, e.message)
+        raise
+    if acting is None:
+        return user
+    audit.info("%s is impersonating %s: %s %s", describe(user), describe(acting),
+               request.method, request.path_qs)
+    return acting
+
+
 #: Checks a bearer token (a service-account token): its user, or Unauthorized.
 TokenAuthenticator = Callable[[str], Awaitable[UserInfo]]
 
@@ -115,6 +136,8 @@ def pipeline(authorizer: Authorizer, metrics: Metrics, *, tokens: TokenAuthentic
             query = {k: request.query.getall(k) for k in request.query}
             info = parse_request_info(request.method, request.path, query)
             user = await authenticate_any(request, tokens)
+            if wants_impersonation(request.headers):
+                user = _impersonated(request, user, authorizer)
             attrs = attributes_from_request(user, info)
             decision = authorizer.authorize(attrs)
             if not decision.allowed:

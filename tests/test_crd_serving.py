@@ -370,3 +370,33 @@ async def test_deeply_nested_object_is_refused(api: InProcessAPI) -> None:
         with pytest.raises(NotFound):
             await admin.get(BACKUPS, "deep", "default")
 
+
+
+async def test_every_apiserver_serves_a_crd_created_through_another(api: InProcessAPI) -> None:
+    """A second apiserver over the same store learns the CRD through its own watch cache."""
+    from aiohttp import web
+
+    from control.apiserver.__main__ import serving_context
+    from control.apiserver.app import ServerConfig, build_app
+    from control.apiserver.state import APIState
+
+    state = APIState.build(api.store)  # type: ignore[arg-type]
+    runner = web.AppRunner(build_app(state, ServerConfig(server_address="127.0.0.1:0",
+                                                         bootstrap=False)),
+                           handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=serving_context(str(api.certs)))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    other = InProcessAPI(f"https://127.0.0.1:{port}", api.certs, api.store, state)
+    try:
+        async with api.client() as admin, other.client() as second:
+            await install(admin)
+
+            async def served() -> bool:
+                await second.create(BACKUPS, backup("via-second"))
+                return True
+            await eventually(served, timeout=1.0)
+            assert (await admin.get(BACKUPS, "via-second", "default"))["spec"]["replicas"] == 1
+    finally:
+        await runner.cleanup()

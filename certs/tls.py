@@ -13,7 +13,10 @@ import ssl
 from collections.abc import Mapping
 from typing import Any
 
+from cryptography.x509.oid import NameOID
+
 from .authority import CertsError
+from .clientauth import verify_peer
 from .pairs import CertPaths
 
 __all__ = ["client_context", "peer_identity", "server_context"]
@@ -21,8 +24,10 @@ __all__ = ["client_context", "peer_identity", "server_context"]
 
 def _harden(ctx: ssl.SSLContext) -> None:
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    # RFC 5280 conformance checks (Python 3.13 turns them on by default); our certs pass them.
-    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    # No VERIFY_X509_STRICT (which Python 3.13 turns on by default): it refuses a certificate
+    # without an Authority Key Identifier, which Kubernetes (Go) accepts.  Chain, validity and
+    # key usage are checked either way.
+    ctx.verify_flags &= ~ssl.VERIFY_X509_STRICT
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
 
 
@@ -82,8 +87,20 @@ def peer_identity(
     or the dict its ``getpeercert()`` returns (``get_extra_info("peercert")``).  Kubernetes
     reads CN as the user name and the O values, in order, as the groups.  Fails closed: raises
     CertsError when there is no verified certificate (``getpeercert()`` is empty unless the
-    chain was verified) or the subject does not have exactly one CN.
+    chain was verified; on a context that verifies after the handshake,
+    :func:`certs.clientauth.verify_peer` checks it here, and its error says what is wrong) or
+    the subject does not have exactly one CN.
     """
+    if isinstance(peer, ssl.SSLObject | ssl.SSLSocket):
+        verified = verify_peer(peer)
+        if verified is not None:
+            name = verified.subject
+            cns = [str(a.value) for a in name.get_attributes_for_oid(NameOID.COMMON_NAME)]
+            if len(cns) != 1:
+                raise CertsError(
+                    f"the peer certificate has {len(cns)} common names; exactly 1 is needed")
+            return cns[0], tuple(str(a.value) for a in
+                                 name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
     cert = peer.getpeercert() if isinstance(peer, ssl.SSLObject | ssl.SSLSocket) else peer
     if not cert:
         raise CertsError("the peer presented no verified client certificate")

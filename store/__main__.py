@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from certs.clientauth import request_client_certificates
 from certs.layout import CertPaths
 from certs.tls import server_context
 
@@ -52,6 +53,8 @@ async def serve(cfg: ReplicaConfig) -> None:
     gc.set_threshold(50_000, 50, 100)
     gc.freeze()
     ssl_ctx = server_context(CertPaths(ca=cfg.ca, cert=cfg.cert, key=cfg.key))
+    # bad client certificates get a 401 ``unauthenticated`` answer, not a reset
+    request_client_certificates(ssl_ctx, cfg.ca)
     loop = asyncio.get_running_loop()
     node = StoreNode(cfg, secret=secret, loop=loop)
     await node.start()

@@ -21,6 +21,7 @@ __all__ = [
     "RequestExpired",
     "StoreError",
     "TooLarge",
+    "Unauthenticated",
     "Unavailable",
     "from_wire",
 ]
@@ -56,6 +57,14 @@ class InvalidRequest(StoreError):
 
     code = "invalid_request"
     http_status = 400
+
+
+class Unauthenticated(StoreError):
+    """The connection's client certificate is missing, from another CA, expired or not yet
+    valid (the message says which).  The request was refused before it was read."""
+
+    code = "unauthenticated"
+    http_status = 401
 
 
 class TooLarge(StoreError):
@@ -124,6 +133,7 @@ _BY_CODE: dict[str, type[StoreError]] = {
         StoreError,
         InvalidRequest,
         TooLarge,
+        Unauthenticated,
         KeyNotFound,
         LeaseNotFound,
         Compacted,

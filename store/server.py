@@ -1,7 +1,8 @@
 """The replica's HTTPS API: CBOR in, CBOR out, mutual TLS, one handler per endpoint.
 
-Request path: TLS (client certificate from the cluster CA, enforced by the SSL context) →
-``_errors`` middleware (StoreError → status + ``{"error": ...}``, metrics) → handler: decode and
+Request path: TLS (any client certificate completes the handshake) → ``_authenticate``
+middleware (a missing, foreign, expired or not-yet-valid certificate: 401 ``unauthenticated``,
+logged, before anything is read; :mod:`certs.clientauth`) → ``_errors`` middleware (StoreError → status + ``{"error": ...}``, metrics) → handler: decode and
 validate the body (bad input is refused before anything is proposed) → :class:`StoreNode`
 (proposer for writes, state lock for reads).  Writes on a follower are forwarded to the leader by
 the Raft layer; reads are answered locally (after a barrier unless ``serializable``).
@@ -11,13 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import ssl
 import struct
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import cbor2
 from aiohttp import web
+
+from certs.authority import CertsError
+from certs.tls import peer_identity
 
 from . import errors
 from .config import Member
@@ -59,6 +66,35 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def _rid(body: dict[str, Any]) -> dict[str, Any]:
     rid = body.pop("request_id", None)
     return {} if rid is None else {"rid": rid}
+
+
+log = logging.getLogger("store")
+# Each TLS connection's verdict, reached once: True, or why its certificate was refused.
+_VERDICTS: weakref.WeakKeyDictionary[ssl.SSLObject, bool | str] = weakref.WeakKeyDictionary()
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Fail closed: only a connection with a valid client certificate from the cluster CA
+    reaches a handler; any other gets the typed ``unauthenticated`` error (401)."""
+    transport = request.transport
+    ssl_obj = transport.get_extra_info("ssl_object") if transport else None
+    verdict = _VERDICTS.get(ssl_obj) if ssl_obj is not None else None
+    if verdict is None:
+        try:
+            peer_identity(ssl_obj)
+            verdict = True
+        except CertsError as e:
+            verdict = str(e)
+            peer = transport.get_extra_info("peername") if transport else None
+            log.warning("refused a request from %s (%s %s): %s", peer, request.method,
+                        request.path, verdict)
+        if ssl_obj is not None:
+            _VERDICTS[ssl_obj] = verdict
+    if verdict is not True:
+        err = errors.Unauthenticated(f"Unauthorized: {verdict}")
+        return _cbor({"error": err.to_wire()}, err.http_status)
+    return await handler(request)
 
 
 @web.middleware
@@ -287,7 +323,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(node: StoreNode, *, metrics_: StoreMetrics | None = None) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_authenticate, _errors])
     app[NODE] = node
     app[METRICS] = metrics_ or StoreMetrics(node)
     app.router.add_post("/v1/kv/range", kv_range)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from certs.authority import CertsError
+from certs.clientauth import request_client_certificates
 from certs.layout import (
     apiserver_kubelet_client_paths,
     apiserver_paths,
@@ -36,10 +37,13 @@ log = logging.getLogger("ketch.apiserver")
 
 
 def serving_context(certs_dir: str) -> ssl.SSLContext:
-    """The apiserver's TLS context: client certificates optional at the TLS layer so a
-    request without one gets an HTTP 401 Status (authentication refuses it), HTTP/1.1."""
-    ctx = server_context(apiserver_paths(certs_dir))
-    ctx.verify_mode = ssl.CERT_OPTIONAL
+    """The apiserver's TLS context, HTTP/1.1: the handshake completes with any client
+    certificate or none, and authentication then refuses a missing, foreign, expired or
+    not-yet-valid one with a 401 Status and a log line saying why (as kube-apiserver does;
+    :mod:`certs.clientauth`)."""
+    paths = apiserver_paths(certs_dir)
+    ctx = server_context(paths)
+    request_client_certificates(ctx, paths.ca)
     ctx.set_alpn_protocols(["http/1.1"])
     return ctx
 

@@ -69,23 +69,39 @@ class Metrics:
 
 # The identity of each TLS connection, read from its certificate once (parsing the peer
 # certificate on every request was ~4% of a create); entries go with their connections.
-_IDENTITIES: weakref.WeakKeyDictionary[ssl.SSLObject, UserInfo] = weakref.WeakKeyDictionary()
+_IDENTITIES: weakref.WeakKeyDictionary[ssl.SSLObject, UserInfo | str] = \
+    weakref.WeakKeyDictionary()
 
 
 def authenticate(request: web.Request) -> UserInfo:
-    """The user of a request: its verified client certificate, or 401."""
+    """The user of a request: its verified client certificate, or 401 — logged once per
+    connection with the reason (a foreign CA, an expired certificate, none at all), as
+    kube-apiserver's "Unable to authenticate the request"."""
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     if ssl_obj is not None and (known := _IDENTITIES.get(ssl_obj)) is not None:
+        if isinstance(known, str):
+            raise Unauthorized()
         return known
     try:
         cn, orgs = peer_identity(ssl_obj)
-    except CertsError:
+    except CertsError as e:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        log.warning("unable to authenticate the request from %s (%s %s): %s",
+                    _address(peer), request.method, request.path, e)
+        if ssl_obj is not None:
+            _IDENTITIES[ssl_obj] = str(e)
         raise Unauthorized() from None
     groups = tuple(dict.fromkeys((*orgs, ALL_AUTHENTICATED)))
     user = UserInfo(name=cn, groups=groups)
     if ssl_obj is not None:
         _IDENTITIES[ssl_obj] = user
     return user
+
+
+def _address(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "an unknown address"
 
 
 def _impersonated(request: web.Request, user: UserInfo, authorizer: Authorizer) -> UserInfo:

@@ -73,10 +73,11 @@ _IDENTITIES: weakref.WeakKeyDictionary[ssl.SSLObject, UserInfo | str] = \
     weakref.WeakKeyDictionary()
 
 
-def authenticate(request: web.Request) -> UserInfo:
+def authenticate(request: web.Request, *, quiet: bool = False) -> UserInfo:
     """The user of a request: its verified client certificate, or 401 — logged once per
     connection with the reason (a foreign CA, an expired certificate, none at all), as
-    kube-apiserver's "Unable to authenticate the request"."""
+    kube-apiserver's "Unable to authenticate the request", unless ``quiet`` (another
+    credential is still to be tried)."""
     ssl_obj = request.transport.get_extra_info("ssl_object") if request.transport else None
     if ssl_obj is not None and (known := _IDENTITIES.get(ssl_obj)) is not None:
         if isinstance(known, str):
@@ -86,8 +87,9 @@ def authenticate(request: web.Request) -> UserInfo:
         cn, orgs = peer_identity(ssl_obj)
     except CertsError as e:
         peer = request.transport.get_extra_info("peername") if request.transport else None
-        log.warning("unable to authenticate the request from %s (%s %s): %s",
-                    _address(peer), request.method, request.path, e)
+        if not quiet:
+            log.warning("unable to authenticate the request from %s (%s %s): %s",
+                        _address(peer), request.method, request.path, e)
         if ssl_obj is not None:
             _IDENTITIES[ssl_obj] = str(e)
         raise Unauthorized() from None
@@ -132,10 +134,10 @@ def _bearer(request: web.Request) -> str | None:
 async def authenticate_any(request: web.Request, tokens: TokenAuthenticator | None) -> UserInfo:
     """The client certificate first, then a bearer token (kube's union authenticator tries
     x509 before tokens); 401 if neither stands for a user."""
+    token = _bearer(request) if tokens is not None else None
     try:
-        return authenticate(request)
+        return authenticate(request, quiet=token is not None)
     except Unauthorized:
-        token = _bearer(request)
         if token is None or tokens is None:
             raise
         return await tokens(token)

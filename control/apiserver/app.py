@@ -23,6 +23,7 @@ from prometheus_client import generate_latest
 
 from control.api.errors import APIError
 from control.apiserver.openapi import openapi_document, openapi_root
+from control.apiserver.openapi.v2 import v2_document
 from control.apiserver.rbac import UserInfo
 
 from . import discovery
@@ -112,6 +113,9 @@ async def _non_resource(request: web.Request, api: APIState, cfg: ServerConfig,
             listed = api.catalog.documents().resource_lists.get((group, version))
         if listed is not None:
             return respond(listed)
+    if path == "/openapi/v2":
+        swagger, content_type = v2_document(accept)
+        return web.Response(body=swagger, headers={"Content-Type": content_type})
     if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
         body = _openapi(api, path[len("/openapi/v3/"):])
         if body is not None:

@@ -24,6 +24,7 @@ from control.api.errors import APIError, BadRequest, TooLarge, UnsupportedMediaT
 from control.api.kinds.fields import Field
 from control.api.kinds.schema import MESSAGES, SPECIAL_FORMS, message_for
 from control.apiserver.protobuf import PROTOBUF_CONTENT_TYPE, ProtobufError, decode_request_full
+from control.apiserver.timestamps import normalize_times
 
 __all__ = [
     "MAX_BODY",
@@ -187,6 +188,11 @@ def decode_body(body: bytes, content_type: str | None, *, api_version: str = "",
         if problem:
             raise BadRequest(f'{k} in version "{gv.rpartition("/")[2]}" cannot be handled as '
                              f"a {k}: {problem}")
+        try:
+            normalize_times(gv, k, d.obj)
+        except BadRequest as e:
+            raise BadRequest(f'{k} in version "{gv.rpartition("/")[2]}" cannot be handled as '
+                             f"a {k}: {e.message}") from None
     return d
 
 

@@ -44,6 +44,7 @@ from .crd.selection import filter_for
 from .patches import APPLY, apply_patch, parse_patch, patch_resource_version
 from .registry import WriteContext, patch_schema_of
 from .state import APIState
+from .unserved import unserved_subresource
 from .watching import serve_watch
 
 __all__ = ["handle_resource", "render", "wants_table"]
@@ -153,7 +154,7 @@ async def handle_resource(request: web.Request, api: APIState, info: RequestInfo
                         "definition is terminating", group=rd.group)
     if info.subresource:
         if rd.subresource(info.subresource) is None:
-            raise NotFound(f"{rd.resource}/{info.subresource}", info.name, group=rd.group)
+            raise unserved_subresource(rd.group, rd.resource, info.subresource)
         return await subresources.dispatch(request, api, rd, info, user, _context(
             request, rd, info, user))
     if info.verb not in rd.verbs:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from control.api.errors import Cause
+from control.apiserver.timestamps import format_timestamp
 
 from .base import BaseStrategy, metadata_of
 from .causes import child, duplicate, forbidden, index, invalid, mappings, one_of, required
@@ -163,9 +164,32 @@ def _validate_ip(value: Any, field: str) -> list[Cause]:
     return []
 
 
+_EVENT_TIMES = (("firstTimestamp", False), ("lastTimestamp", False), ("eventTime", True))
+
+
+def _normalize_event_times(obj: dict[str, Any]) -> None:
+    for name, micro in _EVENT_TIMES:
+        if isinstance(obj.get(name), str) and obj[name]:
+            obj[name] = format_timestamp(obj[name], micro, name)
+    series = obj.get("series")
+    if isinstance(series, dict) and isinstance(series.get("lastObservedTime"), str) \
+            and series["lastObservedTime"]:
+        series["lastObservedTime"] = format_timestamp(series["lastObservedTime"], True,
+                                                      "series.lastObservedTime")
+
+
 class EventStrategy(BaseStrategy):
     """core/v1 Events: the involved object's namespace must be the event's (an event about
-    a cluster-scoped object lives in ``default`` or nowhere)."""
+    a cluster-scoped object lives in ``default`` or nowhere); timestamps stored as Go writes
+    them (UTC; seconds, or microseconds for eventTime and series.lastObservedTime)."""
+
+    def prepare_for_create(self, obj: dict[str, Any]) -> None:
+        super().prepare_for_create(obj)
+        _normalize_event_times(obj)
+
+    def prepare_for_update(self, new: dict[str, Any], old: Mapping[str, Any]) -> None:
+        super().prepare_for_update(new, old)
+        _normalize_event_times(new)
 
     def validate_spec(self, obj: Mapping[str, Any]) -> list[Cause]:
         involved = obj.get("involvedObject")

@@ -133,8 +133,12 @@ class Cluster:
                 changed = True
                 continue
             if kind == "apiserver":
-                ports = [self._port + i for i in range(n)] if self._port is not None \
-                    else _preferred_ports(n)
+                if self._port == 0:  # any free ports (tests: never compete for 6443)
+                    ports = free_ports("127.0.0.1", n)
+                elif self._port is not None:
+                    ports = [self._port + i for i in range(n)]
+                else:
+                    ports = _preferred_ports(n)
             else:
                 ports = free_ports("127.0.0.1", n) if n else []
             layout[key] = [{"name": f"{kind}-{i + 1}", "listen": f"127.0.0.1:{p}"}

@@ -80,8 +80,11 @@ def envelope(api_version: str, kind: str, raw: bytes = b"") -> bytes:
         _ld(2, raw)
 
 
+ROOT_CA = "kube-root-ca.crt"  # the controller-manager publishes it in every namespace
+
+
 def names(body: dict[str, Any]) -> list[str]:
-    return [o["metadata"]["name"] for o in body["items"]]
+    return [o["metadata"]["name"] for o in body["items"] if o["metadata"]["name"] != ROOT_CA]
 
 
 async def _setup(c: Cluster) -> None:
@@ -123,7 +126,10 @@ async def _setup(c: Cluster) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-http") / "cluster")
+    # The apiserver's own semantics: no workload controllers rewriting the objects these tests
+    # compare, no scheduler or nodes (namespaces, service accounts and the rest still run).
+    c = Cluster(tmp_path_factory.mktemp("ketch-http") / "cluster", port=0, schedulers=0, nodes=0,
+                controllers="*,-deployment,-replicaset")
     c.up(progress=_quiet)
     try:
         asyncio.run(_setup(c))
@@ -152,8 +158,9 @@ async def _snapshot(c: APIClient) -> dict[str, list[tuple[str, str]]]:
     for path in _OBSERVED:
         st, body = await c.get(path)
         assert st == 200, body
+        # "term" is Terminating: the namespace controller keeps its conditions current.
         out[path] = sorted((o["metadata"]["name"], o["metadata"]["resourceVersion"])
-                           for o in body["items"])
+                           for o in body["items"] if o["metadata"]["name"] != "term")
     return out
 
 
@@ -783,7 +790,7 @@ async def test_dry_run_writes_nothing(admin: APIClient) -> None:
 
 async def test_table_output(admin: APIClient) -> None:
     base = f"/api/v1/namespaces/{LABELS}/configmaps"
-    for path, rows in ((base, len(LABELLED)), (f"{base}/cache", 1)):
+    for path, rows in ((base, len(LABELLED) + 1), (f"{base}/cache", 1)):  # + kube-root-ca.crt
         st, table = await admin.get(path, headers={"Accept": TABLE})
         assert st == 200, table
         assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
@@ -826,8 +833,8 @@ async def test_non_resource_endpoints(admin: APIClient) -> None:
     assert st == 200 and "apiserver_request_total" in metrics
     assert re.search(r'apiserver_request_total\{code="201",resource="configmaps",'
                      r'verb="create"\} \d', metrics)
-    st, status = await admin.get("/openapi/v2")
-    assert st == 404 and status["kind"] == "Status" and status["reason"] == "NotFound"
+    st, _ = await admin.get("/openapi/v2")  # served (for kubectl's validator)
+    assert st == 200
     st, root = await admin.get("/openapi/v3")
     assert st == 200 and "paths" in root
 

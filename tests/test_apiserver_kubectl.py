@@ -25,7 +25,11 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None)
+    # kubectl against the apiserver's own semantics: no workload controllers rewriting the
+    # objects these tests inspect, no scheduler or nodes (tests/test_controllers_kubectl.py and
+    # tests/test_node_kubectl.py drive those).
+    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=0, schedulers=0, nodes=0,
+                controllers="*,-deployment,-replicaset")
     c.up(progress=_quiet)
     try:
         yield c

@@ -35,7 +35,7 @@ def _quiet(_: str) -> None:
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # These tests write budget statuses by hand, which the disruption controller would
     # recompute, and bind pods to nodes that do not exist, which PodGC would clean up.
-    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None, schedulers=0,
+    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=0, schedulers=0,
                 nodes=0, controllers="*,-disruption,-podgc,-nodelifecycle,-taint-eviction")
     c.up(progress=_quiet)
     try:

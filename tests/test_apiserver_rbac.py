@@ -200,7 +200,8 @@ async def _setup(c: Cluster) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-rbac") / "cluster")
+    c = Cluster(tmp_path_factory.mktemp("ketch-rbac") / "cluster", port=0, schedulers=0,
+                nodes=0)
     c.up(progress=_quiet)
     try:
         asyncio.run(_setup(c))

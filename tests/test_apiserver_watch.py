@@ -46,7 +46,10 @@ async def _setup(c: Cluster) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-watch") / "cluster", apiservers=2)
+    # Watch semantics over exactly the objects these tests write: no scheduler, no nodes, and
+    # no kube-root-ca.crt appearing in every namespace.
+    c = Cluster(tmp_path_factory.mktemp("ketch-watch") / "cluster", port=0, apiservers=2,
+                schedulers=0, nodes=0, controllers="*,-root-ca-cert-publisher")
     c.up(progress=_quiet)
     try:
         asyncio.run(_setup(c))

@@ -34,7 +34,7 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-cm") / "cluster", controller_managers=2,
+    c = Cluster(tmp_path_factory.mktemp("ketch-cm") / "cluster", port=0, controller_managers=2,
                 schedulers=1, **_no_nodes())
     c.up(progress=_quiet)
     try:

@@ -72,7 +72,7 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-crd") / "cluster", port=None, nodes=1)
+    c = Cluster(tmp_path_factory.mktemp("ketch-crd") / "cluster", port=0, nodes=1)
     c.up(progress=_quiet)
     try:
         yield c

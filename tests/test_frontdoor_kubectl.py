@@ -26,7 +26,7 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("frontdoor") / "cluster", port=None, nodes=0)
+    c = Cluster(tmp_path_factory.mktemp("frontdoor") / "cluster", port=0, nodes=0)
     c.up(progress=_quiet)
     try:
         yield c

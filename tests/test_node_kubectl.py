@@ -41,7 +41,7 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-nodes") / "cluster", port=None, nodes=2)
+    c = Cluster(tmp_path_factory.mktemp("ketch-nodes") / "cluster", port=0, nodes=2)
     c.up(progress=_quiet)
     try:
         yield c

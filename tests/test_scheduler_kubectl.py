@@ -48,7 +48,7 @@ def _no_agents() -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch-sched") / "cluster", controller_managers=1,
+    c = Cluster(tmp_path_factory.mktemp("ketch-sched") / "cluster", port=0, controller_managers=1,
                 schedulers=2, **_no_agents())
     c.up(progress=_quiet)
     try:

@@ -130,7 +130,7 @@ class Heartbeat:
 
 @pytest.fixture(scope="module")
 def ketch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=None)
+    c = Cluster(tmp_path_factory.mktemp("ketch") / "cluster", port=0, nodes=0)  # its own agent
     c.up(progress=_quiet)
     try:
         yield c

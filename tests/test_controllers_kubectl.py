@@ -62,7 +62,7 @@ def api(ketch: Cluster) -> Iterator[client.ApiClient]:
         yield c
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def kubelet(api: client.ApiClient) -> Iterator[FakeKubelet]:
     k = FakeKubelet(api)
     k.start()
@@ -73,8 +73,9 @@ def kubelet(api: client.ApiClient) -> Iterator[FakeKubelet]:
 
 
 class FakeKubelet:
-    """Registers two Ready Node objects (no agents) and, while ``ready_labels`` match, marks
-    every bound pod Running and Ready — what node agents would report."""
+    """Registers two Ready Node objects (no agents); marks every bound pod whose labels match
+    one of ``ready_selectors`` Running and Ready, and finishes the graceful deletion of pods
+    on its nodes — what node agents would do."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
@@ -97,6 +98,7 @@ class FakeKubelet:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._finish_deletions()
             for sel in list(self.ready_selectors):
                 try:
                     pods = self.core.list_pod_for_all_namespaces(label_selector=sel).items
@@ -107,6 +109,23 @@ class FakeKubelet:
                             p.status.phase != "Running"):
                         self._ready(p)
             self._stop.wait(0.2)
+
+    def _finish_deletions(self) -> None:
+        """What a kubelet does for a pod being deleted on its node: stop it, then delete the
+        object with grace 0 (without this, bound pods would stay Terminating forever)."""
+        try:
+            pods = self.core.list_pod_for_all_namespaces().items
+        except client.ApiException:
+            return
+        for p in pods:
+            if p.spec.node_name in ("fake-1", "fake-2") and p.metadata.deletion_timestamp:
+                try:
+                    self.core.delete_namespaced_pod(
+                        p.metadata.name, p.metadata.namespace, grace_period_seconds=0,
+                        body=client.V1DeleteOptions(
+                            preconditions=client.V1Preconditions(uid=p.metadata.uid)))
+                except client.ApiException:
+                    pass
 
     def _ready(self, p: Any) -> None:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

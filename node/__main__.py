@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="another apiserver URL to fail over to (repeatable)")
     p.add_argument("--streaming-port", type=int, default=10250,
                    help="the streaming server's port on --address (0: any free port)")
+    p.add_argument("--streaming-advertise-port", type=int, default=0,
+                   help="publish this port for the streaming server in the Node's status (a "
+                        "proxy's in front of it; 0: the port it listens on)")
     p.add_argument("--serving-cert", default="", help="the streaming server's certificate")
     p.add_argument("--serving-key", default="")
     p.add_argument("--ca", default="", help="CA of client certificates (default: the "
@@ -84,6 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kube-api-qps", type=float, default=0,
                    help="client requests per second (0: unlimited; kubelet: 50)")
     p.add_argument("--kube-api-burst", type=int, default=0)
+    p.add_argument("--run-record", default="",
+                   help="append a JSON line per container start and exit to this file (what "
+                        "really ran, for chaos runs)")
     p.add_argument("--log-level", default="INFO")
     add_hollow_arguments(p)
 
@@ -132,7 +138,9 @@ def config_of(args: argparse.Namespace) -> AgentConfig:
         status_compute_seconds=args.node_status_compute, max_pods=args.max_pods,
         capacity=capacity, images=_images(args), keep_pods_on_exit=args.keep_pods_on_exit,
         shutdown_grace=args.shutdown_grace, backoff_cap=args.crash_loop_backoff_cap,
-        service_proxy=not args.no_service_proxy)
+        service_proxy=not args.no_service_proxy,
+        streaming_advertise_port=args.streaming_advertise_port,
+        run_record=str(Path(args.run_record).resolve()) if args.run_record else "")
 
 
 async def amain(args: argparse.Namespace) -> int:

@@ -71,7 +71,8 @@ def process_runtime(config: AgentConfig) -> RuntimeFactory:
     async def make(pod_cidr: str) -> Runtime:
         rt = ProcessRuntime(config.runtime_dir, pod_cidr=pod_cidr,
                             catalog=ImageCatalog(extra=dict(config.images)),
-                            log_max_size=config.log_max_size, log_max_files=config.log_max_files)
+                            log_max_size=config.log_max_size, log_max_files=config.log_max_files,
+                            run_record=config.run_record, run_record_tags={"node": config.name})
         await rt.start()
         return rt
     return make
@@ -125,7 +126,7 @@ class NodeAgent:
             retry_cap=config.lease_retry_cap, node_uid=lambda: self.node_uid)
         self.status = NodeStatusUpdater(
             self.hb_client, self.nodes, config, self.facts, clock=self.clock, events=self.events,
-            port=lambda: self.port, not_ready=self.not_ready, readings=self.readings,
+            port=lambda: config.streaming_advertise_port or self.port, not_ready=self.not_ready, readings=self.readings,
             reregister=self._register)
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._failed: BaseException | None = None

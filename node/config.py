@@ -31,7 +31,8 @@ class AgentConfig:
     ``ephemeral-storage`` as quantities).  ``keep_pods_on_exit``: a stopping agent leaves its
     pods running (a new agent re-adopts them); otherwise it terminates them, each with its own
     grace period capped at ``shutdown_grace``, and reports them Failed, as the kubelet's
-    graceful node shutdown does."""
+    graceful node shutdown does.  ``run_record``: a file where the shims append a line per
+    container start and exit (the truth of what ran, for chaos runs)."""
 
     name: str
     dir: str
@@ -57,6 +58,11 @@ class AgentConfig:
     sync_seconds: float = 10.0
     status_writers: int = 8
     service_proxy: bool = True
+    # the port published in the Node's daemonEndpoints when the apiserver must reach the
+    # streaming server elsewhere than where it listens (a proxy in front of it); 0: its own
+    streaming_advertise_port: int = 0
+    # append every container start and exit here (node.runtime.runrecord); "": no record
+    run_record: str = ""
 
     @property
     def lease_renew_seconds(self) -> float:

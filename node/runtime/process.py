@@ -95,7 +95,8 @@ class ProcessRuntime:
                  catalog: ImageCatalog | None = None, clock: Clock | None = None,
                  logs_dir: str | None = None, log_max_size: int = DEFAULT_MAX_SIZE,
                  log_max_files: int = DEFAULT_MAX_FILES, use_cgroups: bool = True,
-                 orphan_scan_seconds: float = 2.0) -> None:
+                 orphan_scan_seconds: float = 2.0, run_record: str = "",
+                 run_record_tags: dict[str, str] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.logs_dir = os.path.abspath(logs_dir or os.path.join(self.root, "logs"))
         self.catalog = catalog or ImageCatalog()
@@ -104,6 +105,9 @@ class ProcessRuntime:
         os.makedirs(os.path.join(self.root, "pods"), exist_ok=True)
         self.ips = PodIPAllocator(pod_cidr, os.path.join(self.root, "ips.json"))
         self._use_cgroups = use_cgroups
+        # the node's run record (``runrecord``): every container start and exit, by its shim
+        self.run_record = run_record
+        self.run_record_tags = dict(run_record_tags or {})
         self._cgroups: cgroups.CgroupManager | None = None
         self._sandboxes: dict[str, dict[str, Any]] = {}
         self._containers: dict[str, ContainerRecord] = {}
@@ -197,6 +201,7 @@ class ProcessRuntime:
         sb = {"id": config.uid, "uid": config.uid, "name": config.name,
               "namespace": config.namespace, "hostname": config.hostname or config.name,
               "ip": ip, "ready": True, "volumes": volumes,
+              "labels": _recorded_labels(config.labels, config.annotations),
               "created_at": (existing or {}).get("created_at") or self.clock.now().isoformat()}
 
         def make() -> None:
@@ -313,7 +318,14 @@ class ProcessRuntime:
                 log.info("no cgroup for container %s (%s): using rlimits", rec.id, e)
         if rec.cgroup is None and r.memory_limit_bytes:
             rlimits["RLIMIT_DATA"] = r.memory_limit_bytes
-        return {"argv": argv_for(self.catalog, entry, config, env, rec.mounts),
+        spec: dict[str, Any] = {}
+        if self.run_record:
+            sb = self._sandboxes.get(rec.pod_uid) or {}
+            spec["run_record"] = {"path": self.run_record, "tags": {
+                **self.run_record_tags, "uid": rec.pod_uid, "namespace": sb.get("namespace"),
+                "pod": sb.get("name"), "container": rec.name, "id": rec.id,
+                "attempt": rec.attempt, "labels": sb.get("labels") or {}}}
+        return spec | {"argv": argv_for(self.catalog, entry, config, env, rec.mounts),
                 "env": sorted(env.items()), "cwd": working_dir(config, entry, rec.mounts,
                                                                scratch),
                 "log_path": rec.log_path, "log_max_size": self.log_max_size,
@@ -431,6 +443,17 @@ def _sandbox(sb: dict[str, Any]) -> PodSandbox:
                       ip=sb["ip"], ready=bool(sb.get("ready")),
                       created_at=dt.datetime.fromisoformat(sb["created_at"]),
                       volume_paths=dict(sb.get("volumes") or {}))
+
+
+_JOB_INDEX = "batch.kubernetes.io/job-completion-index"
+
+
+def _recorded_labels(labels: Any, annotations: Any) -> dict[str, str]:
+    """What the run record tags a pod with: its labels and its Job completion index."""
+    out = dict(labels or {})
+    if _JOB_INDEX in (annotations or {}):
+        out[_JOB_INDEX] = str(annotations[_JOB_INDEX])
+    return out
 
 
 def _log_dir_name(sb: dict[str, Any], uid: str) -> str:

@@ -44,7 +44,7 @@ import termios
 import time
 from typing import Any
 
-from . import procfs
+from . import procfs, runrecord
 from .crilog import LogWriter
 from .procfs import set_child_subreaper
 
@@ -136,6 +136,7 @@ class Shim:
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self._signal_group(signal.SIGTERM))
+        forked_at = time.monotonic()  # the run record's start: the program cannot run earlier
         self.pid = os.fork()
         if self.pid == 0:
             self._child(child_fds, err_w)
@@ -155,6 +156,7 @@ class Shim:
         _write_json(os.path.join(self.dir, "state.json"), {
             "shim_pid": os.getpid(), "shim_start": procfs.start_ticks(os.getpid()),
             "pid": self.pid, "pid_start": procfs.start_ticks(self.pid), "started_at": started})
+        self._record("start", forked_at)
         listener = self._listen()  # before the report: an attach may follow it at once
         _report({"ok": True, "pid": self.pid})
         try:
@@ -164,8 +166,16 @@ class Shim:
                 listener.close()
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(self.dir, "attach.sock"))
-        self._finish(self.exit_code if self.exit_code is not None else 137,
-                     "Completed" if self.exit_code == 0 else "Error", "", started)
+        code = self.exit_code if self.exit_code is not None else 137
+        self._record("exit", time.monotonic(), code=code)  # before exit.json tells the agent
+        self._finish(code, "Completed" if self.exit_code == 0 else "Error", "", started)
+
+    def _record(self, event: str, mono: float, **fields: Any) -> None:
+        """A line in the node's run record, when the agent keeps one (``runrecord``)."""
+        record = self.spec.get("run_record") or {}
+        if record.get("path"):
+            runrecord.append(record["path"], event, mono, dict(record.get("tags") or {}),
+                             pid=self.pid, **fields)
 
     def _make_stdio(self) -> list[int]:
         """The container's fds 0, 1, 2 (the shim keeps the other ends)."""

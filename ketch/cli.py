@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 _COMPONENTS = (
     ("ketch.cluster_cli", True), ("certs.cli", True), ("store.cli", True), ("chaos.cli", True),
     ("ketch.bench.cli", False), ("control.controllers.cli", True), ("control.scheduler.cli", True),
-    ("node.cli", True),
+    ("node.cli", True), ("ketch.fuzz.cli", True),
 )
 
 

@@ -290,7 +290,8 @@ async def watch(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     allowed = {"key", "range_end", "start_revision", "prev_kv", "progress_notify"}
     if set(body) - allowed:
-        raise errors.InvalidRequest(f"unknown watch fields {sorted(set(body) - allowed)}")
+        raise errors.InvalidRequest(
+            f"unknown watch fields {sorted(repr(k) for k in set(body) - allowed)}")
     req = validate_range({"key": body.get("key"), "range_end": body.get("range_end")})
     start = body.get("start_revision", 0)
     if type(start) is not int or start < 0:

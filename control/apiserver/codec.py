@@ -104,14 +104,48 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"invalid JSON literal {name}")  # NaN, Infinity: not JSON, Go refuses them
 
 
+#: How deeply a request body may nest objects and arrays.  Kubernetes' own objects stay
+#: under ~20 levels; Go's decoder stops at 10,000, Python's recursion much earlier, so a
+#: deeper body is refused here (400) before any recursive code sees it.
+MAX_DEPTH = 100
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(v, dict):
+            stack.extend((c, depth + 1) for c in v.values())
+        elif isinstance(v, list):
+            stack.extend((c, depth + 1) for c in v)
+    return False
+
+
+def _check_depth(value: Any, body: bytes | None = None) -> Any:
+    # a body with fewer brackets than the limit cannot nest deeper (counting is C-fast)
+    if body is not None and body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return value
+    if _too_deep(value):
+        raise BadRequest(f"the request body nests objects and arrays more than {MAX_DEPTH} "
+                         "levels deep")
+    return value
+
+
 def parse_json(body: bytes) -> Decoded:
-    """JSON text as a value; duplicate keys recorded (strict validation refuses them)."""
+    """JSON text as a value; duplicate keys recorded (strict validation refuses them); 400
+    for nesting deeper than :data:`MAX_DEPTH`."""
     try:
-        return Decoded(json.loads(body, object_pairs_hook=_no_duplicates,
-                                  parse_constant=_no_constants), [], [])
+        return Decoded(_check_depth(json.loads(body, object_pairs_hook=_no_duplicates,
+                                               parse_constant=_no_constants), body), [], [])
     except _Duplicate as d:
-        obj = json.loads(body, parse_constant=_no_constants)
+        obj = _check_depth(json.loads(body, parse_constant=_no_constants), body)
         return Decoded(obj, [], [f'duplicate field "{d.args[0]}"'])
+    except RecursionError:
+        raise BadRequest(f"the request body nests objects and arrays more than {MAX_DEPTH} "
+                         "levels deep") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(f"error decoding JSON: {e}") from None
 
@@ -145,10 +179,14 @@ def parse_yaml(body: bytes) -> Any:
     ``!!binary`` or ``!!timestamp`` tags, complex keys, .nan) is a 400."""
     try:
         docs = list(yaml.load_all(body, Loader=_YAMLLoader))  # a SafeLoader
+    except RecursionError:
+        raise BadRequest(f"the request body nests objects and arrays more than {MAX_DEPTH} "
+                         "levels deep") from None
     except (yaml.YAMLError, TypeError, ValueError) as e:
         raise BadRequest(f"error converting YAML to JSON: {e}") from None
     if len(docs) != 1:
         raise BadRequest("the request body must hold exactly one YAML document")
+    _check_depth(docs[0])
     if not _json_value(docs[0]):
         raise BadRequest("error converting YAML to JSON: the document holds values JSON "
                          "cannot represent (binary, timestamps, sets or non-scalar keys)")
@@ -376,7 +414,9 @@ def strict_problems(d: Decoded) -> list[str]:
 # --- responses ------------------------------------------------------------------------------
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON in UTF-8; a lone surrogate (text that came from bytes that were not
+    UTF-8) is written as ``?`` rather than failing the response."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 def respond(obj: Any, status: int = 200, *, headers: Mapping[str, str] | None = None,

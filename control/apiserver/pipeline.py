@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from certs.authority import CertsError
 from certs.tls import peer_identity
-from control.api.errors import APIError, InternalError, Unauthorized
+from control.api.errors import APIError, BadRequest, InternalError, Unauthorized
 from control.apiserver.rbac import (
     ALL_AUTHENTICATED,
     Authorizer,
@@ -100,6 +100,21 @@ def authenticate(request: web.Request, *, quiet: bool = False) -> UserInfo:
     return user
 
 
+def _check_utf8(request: web.Request) -> None:
+    """A URL whose %-decoded path or query is not UTF-8 (aiohttp keeps such bytes as lone
+    surrogates) is a 400: no name, namespace or selector can hold it."""
+    for text in (request.path, request.query_string):
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise BadRequest("the request URL is not valid UTF-8") from None
+    for k, v in request.query.items():
+        try:
+            k.encode(), v.encode()
+        except UnicodeEncodeError:
+            raise BadRequest("the request URL is not valid UTF-8") from None
+
+
 def _address(peer: object) -> str:
     if isinstance(peer, tuple) and len(peer) >= 2:
         return f"{peer[0]}:{peer[1]}"
@@ -151,6 +166,7 @@ def pipeline(authorizer: Authorizer, metrics: Metrics, *, tokens: TokenAuthentic
         info: RequestInfo | None = None
         code = 500
         try:
+            _check_utf8(request)
             query = {k: request.query.getall(k) for k in request.query}
             info = parse_request_info(request.method, request.path, query)
             user = await authenticate_any(request, tokens)

@@ -132,7 +132,9 @@ def _warned(resp: web.Response, warnings: list[str]) -> web.Response:
     """RFC 7234 warn-text is a quoted string: inner quotes escaped, as Go's ``strconv.Quote``
     (client-go's ``ParseWarningHeader`` drops a header it cannot parse)."""
     for w in warnings:
-        resp.headers.add("Warning", f"299 - {json.dumps(w, ensure_ascii=False)}")
+        # ASCII escapes (\uXXXX, which strconv.Unquote reads): a field name from the body may
+        # hold any character, and a header may hold no control character or lone surrogate
+        resp.headers.add("Warning", f"299 - {json.dumps(w)}")
     return resp
 
 
@@ -230,7 +232,10 @@ async def patch(request: web.Request, api: APIState, ctx: WriteContext,
     has_status = rd.subresource("status") is not None
     if media == APPLY:
         ctx.extra["apply"] = True
-        if doc.get("metadata", {}).get("name", ctx.name) != ctx.name:
+        meta = doc.get("metadata", {})
+        if not isinstance(meta, dict):
+            raise BadRequest("error decoding patch: metadata must be an object")
+        if meta.get("name", ctx.name) != ctx.name:
             raise BadRequest("the name of the object does not match the name on the URL")
         try:
             await api.storage.get(ctx.gr, ctx.namespace, ctx.name)

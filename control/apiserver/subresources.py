@@ -126,7 +126,8 @@ async def _scale(request: web.Request, api: APIState, rd: ResourceDef, info: Req
             scale = apply_patch(to_scale(rd, old), doc, media, kind="Scale",
                                 api_version="autoscaling/v1", manager=ctx.field_manager,
                                 force=info.options.force, now=api.inputs.timestamp())
-            replicas = (scale.get("spec") or {}).get("replicas")
+            spec = scale.get("spec")
+            replicas = spec.get("replicas") if isinstance(spec, dict) else None
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise APIError(422, "Invalid", f'Scale.autoscaling "{ctx.name}" is invalid: '
                            f"spec.replicas: Invalid value: {replicas!r}: must be greater than "

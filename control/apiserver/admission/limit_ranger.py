@@ -80,7 +80,7 @@ class LimitRanger:
             return
         errors: list[str] = []
         for limit_range in _limit_ranges(req, view):
-            for item in (limit_range.get("spec") or {}).get("limits") or []:
+            for item in _items(limit_range):
                 for message in check(item, req.obj):
                     if message not in errors:
                         errors.append(message)
@@ -111,10 +111,18 @@ def _request_limits(container: dict[str, Any]) -> None:
         container["resources"] = resources
 
 
+def _items(limit_range: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The limit items that are objects (validation refuses others; one stored before it
+    did limits nothing)."""
+    spec = limit_range.get("spec")
+    limits = spec.get("limits") if isinstance(spec, Mapping) else None
+    return [i for i in limits if isinstance(i, Mapping)] if isinstance(limits, list) else []
+
+
 def _container_defaults(limit_range: Mapping[str, Any]) -> tuple[ResourceList, ResourceList]:
     limits: ResourceList = {}
     requests: ResourceList = {}
-    for item in (limit_range.get("spec") or {}).get("limits") or []:
+    for item in _items(limit_range):
         if item.get("type") != "Container":
             continue
         default = {**resource_list(item.get("max")), **resource_list(item.get("default"))}

@@ -58,7 +58,16 @@ class LimitRangeStrategy(BaseStrategy):
 
     def validate_spec(self, obj: Mapping[str, Any]) -> list[Cause]:
         errs: list[Cause] = []
-        for i, limit in enumerate(mappings(as_mapping(obj.get("spec")).get("limits"))):
+        spec = obj.get("spec")
+        if spec is not None and not isinstance(spec, Mapping):
+            return [invalid("spec", str(spec), "must be an object")]
+        limits = as_mapping(spec).get("limits")
+        if limits is not None and not isinstance(limits, list):
+            return [invalid("spec.limits", str(limits), "must be a list of limit items")]
+        for i, item in enumerate(limits or []):
+            if not isinstance(item, Mapping):  # Go's decoder refuses it; admission reads it
+                errs.append(invalid(index("spec.limits", i), str(item), "must be an object"))
+        for i, limit in enumerate(mappings(limits)):
             errs += _validate_limit(limit, index("spec.limits", i))
         return errs
 

@@ -25,6 +25,7 @@ import yaml
 
 from certs.authority import CertsError
 from certs.layout import CertPaths
+from control.api import sabotage
 from control.api.quantity import QuantityError, parse_quantity
 from control.client import ApiClient, ClientConfig
 from control.client.health import health_app, serve_health
@@ -35,6 +36,7 @@ from .agent import NodeAgent
 from .config import KUBELET_VERSION, AgentConfig
 from .hollow_cli import add_hollow_arguments, run_hollow
 from .metrics import agent_registry
+from .pods import worker
 from .registration import RegistrationError
 
 __all__ = ["add_arguments", "config_of", "main", "run"]
@@ -90,6 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-record", default="",
                    help="append a JSON line per container start and exit to this file (what "
                         "really ran, for chaos runs)")
+    p.add_argument("--sabotage", choices=sabotage.KINDS["node"],
+                   help="run deliberately broken (chaos proofs; needs KETCH_ALLOW_SABOTAGE=1)")
     p.add_argument("--log-level", default="INFO")
     add_hollow_arguments(p)
 
@@ -146,6 +150,7 @@ def config_of(args: argparse.Namespace) -> AgentConfig:
 async def amain(args: argparse.Namespace) -> int:
     try:
         config = config_of(args)
+        kind = sabotage.permit("node", args.sabotage)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -153,6 +158,7 @@ async def amain(args: argparse.Namespace) -> int:
         print(f"error: the streaming server needs --serving-cert and --serving-key (issue them "
               f"with `ketch certs node {args.name} --address {args.address}`)", file=sys.stderr)
         return 2
+    worker.KEEP_REPLACED_PODS_FOR_SABOTAGE = kind == "keep-replaced-pods"
     client_config = ClientConfig.from_kubeconfig(args.kubeconfig,
                                                  extra_servers=tuple(args.server))
     ca = args.ca or _ca_file(args.kubeconfig, config.dir)

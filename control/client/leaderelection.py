@@ -76,14 +76,22 @@ class LeaderElector:
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = float("-inf")
         self._lease: dict[str, Any] | None = None
+        # SABOTAGE (chaos proofs only: --sabotage keep-leading, refused unless
+        # KETCH_ALLOW_SABOTAGE=1; see control.api.sabotage): a leader that cannot renew goes
+        # on acting — its fence stays open and its work is not cancelled.
+        self.keep_leading_for_sabotage = False
 
     # --- the fence ------------------------------------------------------------------------
 
     def is_leading(self) -> bool:
         """True only while this candidate holds the Lease and renewed it within the renew
         deadline (pass this as the REST client's ``fence``)."""
-        return self._leading and (
-            self.clock.monotonic() - self._renewed_at < self.config.renew_deadline)
+        if self.keep_leading_for_sabotage:  # SABOTAGE: the deadline is ignored
+            return self._leading
+        return self._leading and self._within_deadline()
+
+    def _within_deadline(self) -> bool:
+        return self.clock.monotonic() - self._renewed_at < self.config.renew_deadline
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -114,6 +122,10 @@ class LeaderElector:
                 if work.done():
                     break
                 if not await self._renew_within_deadline():
+                    if self.keep_leading_for_sabotage:  # SABOTAGE: lead on without the Lease
+                        await self.clock.sleep(self.config.retry_period)
+                        await self._try_acquire_or_renew()
+                        continue
                     log.warning("%s: could not renew lease %s/%s within %.1fs; stepping down",
                                 self.config.identity, self.config.namespace, self.config.name,
                                 self.config.renew_deadline)
@@ -131,7 +143,7 @@ class LeaderElector:
 
     async def _renew_within_deadline(self) -> bool:
         """Retry renewing until it works or the renew deadline has passed."""
-        while self.is_leading():
+        while self._leading and self._within_deadline():
             if await self._try_acquire_or_renew():
                 return True
             await self.clock.sleep(min(self.config.retry_period / 2,

@@ -20,6 +20,7 @@ from certs.authority import CertsError
 from certs.kubeconfig import read_kubeconfig
 from certs.layout import CertPaths
 from certs.tls import server_context
+from control.api import sabotage
 from control.client import (
     ApiClient,
     ClientConfig,
@@ -30,7 +31,9 @@ from control.client import (
 )
 from control.client.health import health_app, serve_health
 from control.client.process import configure_logging, lease_identity, run_main, stop_event
+from control.client.writelog import WriteLog
 
+from . import expectations
 from .base import ControllerContext, Settings
 from .manager import DEFAULT_CONTROLLERS, ControllerManager
 from .metrics import ControllerMetrics
@@ -83,6 +86,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serving-cert", default="")
     p.add_argument("--serving-key", default="")
     p.add_argument("--ca", default="", help="CA for the listener's client certificates")
+    p.add_argument("--record-writes", default="", metavar="FILE",
+                   help="append a JSON line per write request, with this process's lease "
+                        "term (chaos runs)")
+    p.add_argument("--sabotage", choices=sabotage.KINDS["controller-manager"],
+                   help="run deliberately broken (chaos proofs; needs KETCH_ALLOW_SABOTAGE=1)")
     p.add_argument("--log-level", default="INFO")
 
 
@@ -117,21 +125,28 @@ def settings_of(args: argparse.Namespace, ca_pem: bytes) -> Settings:
 
 
 async def amain(args: argparse.Namespace) -> int:
+    kind = sabotage.permit("controller-manager", args.sabotage)
     config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
     ca_pem = read_kubeconfig(args.kubeconfig)["ca_pem"]
     metrics = ControllerMetrics()
     names = controller_names(args.controllers)
+    expectations.SKIP_FOR_SABOTAGE = kind == "skip-expectations"
     stop = stop_event()
+    identity = lease_identity()
+    writes = WriteLog(args.record_writes, identity, then=metrics.request) \
+        if args.record_writes else None
     async with ApiClient(config, user_agent="kube-controller-manager/ketch",
                          qps=args.kube_api_qps, burst=args.kube_api_burst,
-                         on_request=metrics.request) as client:
+                         on_request=writes or metrics.request) as client:
         elector = None
-        identity = lease_identity()
         if args.leader_elect:
             elector = LeaderElector(client, LeaseConfig(
                 *LEASE, identity, lease_duration=args.leader_elect_lease_duration,
                 renew_deadline=args.leader_elect_renew_deadline,
                 retry_period=args.leader_elect_retry_period))
+            elector.keep_leading_for_sabotage = kind == "keep-leading"
+            if writes is not None:
+                writes.follow(elector)
         ctx = ControllerContext(client, InformerFactory(client), EventRecorder(
             client, component="controller-manager"), client.clock, metrics,
             settings_of(args, ca_pem))
@@ -170,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         return run_main(amain(args))
-    except CertsError as e:
+    except (CertsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -20,6 +20,10 @@ __all__ = ["EXPECTATIONS_TIMEOUT", "Expectations"]
 
 EXPECTATIONS_TIMEOUT = 300.0
 
+# SABOTAGE (chaos proofs only: --sabotage skip-expectations, refused unless
+# KETCH_ALLOW_SABOTAGE=1; see control.api.sabotage): every expectation counts as met.
+SKIP_FOR_SABOTAGE = False
+
 
 @dataclass
 class _Record:
@@ -37,6 +41,8 @@ class Expectations:
     def satisfied(self, key: str) -> bool:
         """True when the controller may act on ``key`` from its cache: nothing outstanding,
         no record at all, or a record older than the timeout."""
+        if SKIP_FOR_SABOTAGE:  # SABOTAGE: act on a cache that may lag our own writes
+            return True
         r = self._records.get(key)
         if r is None:
             return True

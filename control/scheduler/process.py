@@ -28,6 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from certs.authority import CertsError
 from certs.layout import CertPaths
 from certs.tls import server_context
+from control.api import sabotage
 from control.client import (
     ApiClient,
     ClientConfig,
@@ -38,6 +39,7 @@ from control.client import (
 )
 from control.client.health import health_app, serve_health
 from control.client.process import configure_logging, lease_identity, run_main, stop_event
+from control.client.writelog import WriteLog
 
 from .metrics import Metrics
 from .scheduler import Scheduler
@@ -83,6 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ca", default="", help="CA for the listener's client certificates")
     p.add_argument("--metrics-port", type=int, default=0,
                    help="also serve /metrics and /healthz in plain HTTP on 127.0.0.1:PORT")
+    p.add_argument("--record-writes", default="", metavar="FILE",
+                   help="append a JSON line per write request, with this process's lease "
+                        "term (chaos runs)")
+    p.add_argument("--sabotage", choices=sabotage.KINDS["scheduler"],
+                   help="run deliberately broken (chaos proofs; needs KETCH_ALLOW_SABOTAGE=1)")
     p.add_argument("--log-level", default="INFO")
 
 
@@ -104,10 +111,12 @@ async def _plain_metrics(port: int, metrics: Metrics) -> web.AppRunner:
 
 
 async def serve(args: argparse.Namespace) -> int:
+    kind = sabotage.permit("scheduler", args.sabotage)
     config = ClientConfig.from_kubeconfig(args.kubeconfig, extra_servers=tuple(args.server))
     identity = lease_identity()
+    writes = WriteLog(args.record_writes, identity) if args.record_writes else None
     client = ApiClient(config, user_agent="kube-scheduler/ketch", qps=args.kube_api_qps,
-                       max_connections=args.bind_concurrency + 32)
+                       max_connections=args.bind_concurrency + 32, on_request=writes)
     lease_client = ApiClient(config, user_agent="kube-scheduler/ketch leader-election")
     factory = InformerFactory(client)
     metrics = Metrics()
@@ -126,6 +135,9 @@ async def serve(args: argparse.Namespace) -> int:
             retry_period=args.leader_elect_retry_period),
             on_change=lambda holder: log.info("lease %s/%s held by %s", args.lease_namespace,
                                               args.lease_name, holder or "nobody"))
+        elector.keep_leading_for_sabotage = kind == "keep-leading"
+        if writes is not None:
+            writes.follow(elector)
         client.fence = elector.is_leading
         leading = elector.is_leading
         work = lambda: elector.run(sched.run)
@@ -177,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     try:
         return run_main(serve(args))
-    except CertsError as e:
+    except (CertsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

@@ -56,6 +56,11 @@ __all__ = ["PodWorker", "WorkerConfig"]
 
 log = logging.getLogger("ketch.node.pods")
 
+# SABOTAGE (chaos proofs only: --sabotage keep-replaced-pods, refused unless
+# KETCH_ALLOW_SABOTAGE=1; see control.api.sabotage): a deleted pod is reported terminated
+# but its containers are neither stopped nor removed.
+KEEP_REPLACED_PODS_FOR_SABOTAGE = False
+
 
 @dataclass(frozen=True)
 class WorkerConfig:
@@ -148,7 +153,8 @@ class PodWorker:
                 self._wake.clear()
                 if self._removed:
                     await self._terminate()
-                    await self.runtime.remove_pod_sandbox(self.uid)
+                    if not KEEP_REPLACED_PODS_FOR_SABOTAGE:  # SABOTAGE: leave it running
+                        await self.runtime.remove_pod_sandbox(self.uid)
                     return
                 if self.deleting and not self.terminated:
                     await self._terminate()
@@ -366,10 +372,13 @@ class PodWorker:
         if self.terminated:
             return
         instances = await self._instances()
-        await self._stop_running(instances, float(pod_grace_seconds(self.pod)),
-                                 "Stopping container {name}")
+        keep = KEEP_REPLACED_PODS_FOR_SABOTAGE  # SABOTAGE: report it stopped, leave it running
+        if not keep:
+            await self._stop_running(instances, float(pod_grace_seconds(self.pod)),
+                                     "Stopping container {name}")
         await self.probes.close()
-        await self.runtime.stop_pod_sandbox(self.uid)
+        if not keep:
+            await self.runtime.stop_pod_sandbox(self.uid)
         self.done = True
         self.reasons.clear()
         self._report(await self._instances(), terminal=True)

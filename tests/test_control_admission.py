@@ -619,6 +619,16 @@ async def test_default_toleration_seconds_skips_subresources_and_others() -> Non
     assert dep["spec"] == {}
 
 
+async def test_default_toleration_seconds_are_configurable() -> None:
+    """kube-apiserver's --default-not-ready/unreachable-toleration-seconds (the chaos cluster
+    evicts from a lost node after seconds, not five minutes)."""
+    obj = pod("p")
+    await DefaultTolerationSeconds(seconds=7, unreachable_seconds=9).admit(
+        request("CREATE", "pods", obj), FakeView())
+    assert [(t["key"], t["tolerationSeconds"]) for t in obj["spec"]["tolerations"]] == [
+        ("node.kubernetes.io/not-ready", 7), ("node.kubernetes.io/unreachable", 9)]
+
+
 # --- NodeRestriction ------------------------------------------------------------------------
 
 def node_obj(name: str, **more: Any) -> Obj:

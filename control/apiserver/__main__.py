@@ -57,6 +57,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve on")
     p.add_argument("--no-bootstrap", action="store_true",
                    help="do not create the system namespaces and RBAC policy")
+    for which in ("not-ready", "unreachable"):
+        p.add_argument(f"--default-{which}-toleration-seconds", type=int, default=300,
+                       metavar="S", help=f"the tolerationSeconds DefaultTolerationSeconds "
+                       f"gives pods for the {which} NoExecute taint (default 300)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -76,7 +80,9 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with client:
         api = APIState.build(client, server_url=f"https://{args.listen}", kubelet=kubelet,
-                             tokens=tokens)
+                             tokens=tokens, toleration_seconds=(
+                                 args.default_not_ready_toleration_seconds,
+                                 args.default_unreachable_toleration_seconds))
         app = build_app(api, ServerConfig(server_address=args.listen,
                                           bootstrap=not args.no_bootstrap))
         # handler_cancellation: a client that disconnects cancels its handler, which is how

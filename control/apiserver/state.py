@@ -110,13 +110,15 @@ class APIState:
     def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,
               chain: AdmissionChain | None = None, server_url: str = "",
               kubelet: KubeletClient | None = None,
-              tokens: TokenIssuer | None = None) -> APIState:
+              tokens: TokenIssuer | None = None,
+              toleration_seconds: tuple[int, int] = (300, 300)) -> APIState:
         inputs = inputs or Inputs()
         storage = Storage(client)
         cache = WatchCache(client)
         view = CacheView(cache)
         chain = chain or default_chain(quota_writer=_QuotaWriter(storage),
-                                       random_suffix=inputs.suffix)
+                                       random_suffix=inputs.suffix,
+                                       toleration_seconds=toleration_seconds)
         authorizer = new_authorizer(view)
         rbac = RBACAuthorizer(view)
         registry = Registry(storage, chain, view, inputs=inputs,

@@ -54,17 +54,19 @@ class AdmissionChain:
                 raise BadRequest(str(exc)) from exc
 
 
-def default_chain(*, quota_writer: QuotaWriter,
-                  random_suffix: Callable[[], str]) -> AdmissionChain:
+def default_chain(*, quota_writer: QuotaWriter, random_suffix: Callable[[], str],
+                  toleration_seconds: tuple[int, int] = (300, 300)) -> AdmissionChain:
     """NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority,
     DefaultTolerationSeconds, then ResourceQuota last (so it counts the defaults the mutating
-    plugins filled in).  Plugins that do both share one instance across the two phases."""
+    plugins filled in).  Plugins that do both share one instance across the two phases.
+    ``toleration_seconds``: DefaultTolerationSeconds' (not-ready, unreachable) values."""
     lifecycle = NamespaceLifecycle()
     limits = LimitRanger()
     accounts = ServiceAccount(random_suffix=random_suffix)
     priority = Priority()
     return AdmissionChain(
-        mutating=[lifecycle, limits, accounts, priority, DefaultTolerationSeconds()],
+        mutating=[lifecycle, limits, accounts, priority, DefaultTolerationSeconds(
+            seconds=toleration_seconds[0], unreachable_seconds=toleration_seconds[1])],
         validating=[lifecycle, limits, accounts, NodeRestriction(), priority,
                     ResourceQuota(quota_writer=quota_writer)],
     )

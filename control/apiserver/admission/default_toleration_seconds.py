@@ -5,7 +5,8 @@ On pod create and update (the pod itself, not a subresource) it appends a NoExec
 with ``tolerationSeconds: 300`` for ``node.kubernetes.io/not-ready`` and for
 ``node.kubernetes.io/unreachable``, unless the pod already tolerates that taint: a toleration
 whose key is that taint's or empty (empty matches every key) and whose effect is NoExecute or
-empty (every effect).
+empty (every effect).  The apiserver's ``--default-not-ready-toleration-seconds`` and
+``--default-unreachable-toleration-seconds`` (kube-apiserver's flags) set the two values.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ DEFAULT_TOLERATION_SECONDS = 300
 class DefaultTolerationSeconds:
     name = "DefaultTolerationSeconds"
 
-    def __init__(self, *, seconds: int = DEFAULT_TOLERATION_SECONDS) -> None:
-        self._seconds = seconds
+    def __init__(self, *, seconds: int = DEFAULT_TOLERATION_SECONDS,
+                 unreachable_seconds: int | None = None) -> None:
+        self._seconds = {NOT_READY: seconds, UNREACHABLE: seconds if unreachable_seconds is None
+                         else unreachable_seconds}
 
     async def admit(self, req: AdmissionRequest, view: ClusterView) -> None:
         if (req.group, req.resource, req.subresource) != ("", "pods", "") or req.obj is None:
@@ -36,7 +39,7 @@ class DefaultTolerationSeconds:
         tolerations = list(spec.get("tolerations") or [])
         added = [
             {"key": key, "operator": "Exists", "effect": "NoExecute",
-             "tolerationSeconds": self._seconds}
+             "tolerationSeconds": self._seconds[key]}
             for key in (NOT_READY, UNREACHABLE)
             if not any(_tolerates(t, key) for t in tolerations)
         ]

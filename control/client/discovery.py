@@ -23,6 +23,9 @@ __all__ = ["Discovered", "DiscoveredResource", "all_resources", "preferred_resou
 class DiscoveredResource:
     resource: Resource
     verbs: frozenset[str]
+    #: Whether this is its group's preferred version (every resource of
+    #: :func:`preferred_resources` is).
+    preferred: bool = True
 
     def supports(self, *verbs: str) -> bool:
         return set(verbs) <= self.verbs
@@ -33,6 +36,11 @@ class Discovered:
     resources: list[DiscoveredResource] = field(default_factory=list)
     #: ``group/version`` → the error its discovery document answered with.
     failed: dict[str, APIError] = field(default_factory=dict)
+
+    def preferred(self) -> list[DiscoveredResource]:
+        """The resources of each group's preferred version (client-go's
+        ``ServerPreferredResources``), from either kind of discovery."""
+        return [d for d in self.resources if d.preferred]
 
     def by_kind(self) -> dict[tuple[str, str], Resource]:
         """``(apiVersion, kind)`` → resource: how an owner reference or an object's type
@@ -60,7 +68,7 @@ async def all_resources(client: ApiClient) -> Discovered:
 async def _discover(client: ApiClient, *, every_version: bool) -> Discovered:
     out = Discovered()
     core = await client.request("GET", "/api")
-    paths = [("", v, f"/api/{v}") for v in (core.get("versions") or ())[:1]]
+    paths = [("", v, f"/api/{v}", True) for v in (core.get("versions") or ())[:1]]
     groups = await client.request("GET", "/apis")
     for g in groups.get("groups") or ():
         preferred = (g.get("preferredVersion") or {}).get("groupVersion") or next(
@@ -70,8 +78,8 @@ async def _discover(client: ApiClient, *, every_version: bool) -> Discovered:
         for gv in wanted:
             if gv:
                 group, _, version = gv.rpartition("/")
-                paths.append((group, version, f"/apis/{gv}"))
-    for group, version, path in paths:
+                paths.append((group, version, f"/apis/{gv}", gv == preferred))
+    for group, version, path, is_preferred in paths:
         gv = f"{group}/{version}" if group else version
         try:
             doc = await client.request("GET", path)
@@ -84,5 +92,6 @@ async def _discover(client: ApiClient, *, every_version: bool) -> Discovered:
                 continue
             res = Resource(group, version, name, str(r.get("kind") or ""),
                            bool(r.get("namespaced")))
-            out.resources.append(DiscoveredResource(res, frozenset(r.get("verbs") or ())))
+            out.resources.append(DiscoveredResource(res, frozenset(r.get("verbs") or ()),
+                                                    is_preferred))
     return out

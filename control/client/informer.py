@@ -285,6 +285,7 @@ class InformerFactory:
         self.clock = clock or client.clock or RealClock()
         self._informers: dict[tuple[Resource, str, str, str], Informer] = {}
         self._tasks: dict[Informer, asyncio.Task[None]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
         self._started = False
 
     def informer(self, res: Resource, *, namespace: str = "", label_selector: str = "",
@@ -299,6 +300,18 @@ class InformerFactory:
             if self._started:
                 self._start(inf)
         return inf
+
+    def forget(self, res: Resource) -> None:
+        """Stop and forget every informer of ``res`` (a resource no longer served: a deleted
+        CustomResourceDefinition).  The informers stop feeding their handlers; whoever held one
+        must ask :meth:`informer` again (a new one, starting from a fresh list) if ``res``
+        comes back."""
+        for key in [k for k in self._informers if k[0] == res]:
+            task = self._tasks.pop(self._informers.pop(key), None)
+            if task is not None:
+                task.cancel()
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
 
     @property
     def informers(self) -> list[Informer]:
@@ -320,7 +333,7 @@ class InformerFactory:
         return all(results)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._stopping]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

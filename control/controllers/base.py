@@ -60,6 +60,9 @@ class Settings:
     node_cidr_mask: int = 24
     terminated_pod_gc_threshold: int = 12500
     deployment_resync: float = 30.0
+    #: The garbage collector and resource quota controller look at discovery this often for
+    #: resources come or gone (custom resources; kube's hard-coded 30 s "Sync").
+    resource_discovery_period: float = 30.0
     #: The cluster CA (PEM) that root-ca-cert-publisher puts in every namespace.
     ca_pem: bytes = b""
 

@@ -4,8 +4,8 @@ deletions the apiserver starts (kubernetes ``pkg/controller/garbagecollector``).
 The apiserver's DELETE only marks: ``propagationPolicy: Foreground`` adds the
 ``foregroundDeletion`` finalizer and ``Orphan`` the ``orphan`` finalizer to an object it
 stamps with ``deletionTimestamp``; ``Background`` (the default) deletes the object at once.
-The collector does the rest, for every resource in the catalog (one shared informer each,
-events excepted), through a :class:`~.gcgraph.Graph` of owner references:
+The collector does the rest, for every resource that can be listed, watched and deleted (one
+shared informer each, events excepted), through a :class:`~.gcgraph.Graph` of owner references:
 
 * **background**: when an owner goes, each of its dependents is looked at; a dependent none
   of whose owners exists any more is deleted (with the propagation its own finalizers ask
@@ -25,6 +25,15 @@ are remembered (by uid, so never wrongly) in a small LRU.  Before removing a
 with the owner's latest resourceVersion (resourceVersions are store revisions, one sequence
 for all resources), so no dependent created before the deletion is missed.
 
+Custom resources are learned as kube's ``Sync`` does (:mod:`.resourcediscovery`): while the
+collector runs it looks at discovery every ``Settings.resource_discovery_period`` seconds (30),
+gives each newly served resource an informer from the shared factory and drops those no
+longer served (their objects leave the graph, so their dependents are looked at again).  An
+owner reference is resolved by apiVersion and kind through the catalog and discovery; a kind
+discovery does not know (yet) is never taken for an absent owner: the item is retried with
+back-off, an early discovery is asked for, and it is looked at again once discovery learns
+new kinds.
+
 Work items are ``delete:<uid>`` (look at one object: attemptToDelete) and ``orphan:<uid>``
 (release one owner's dependents: attemptToOrphan).
 """
@@ -36,12 +45,15 @@ import collections
 import logging
 from typing import Any
 
-from control.api.catalog import RESOURCES, lookup_kind
-from control.api.errors import APIError, Conflict, NotFound
+from control.api.catalog import RESOURCES
+from control.api.errors import APIError, NotFound
 from control.client import WARNING, Informer, Resource
+from control.client.discovery import DiscoveredResource
 
+from . import gcwrites as ops
 from .base import Controller, ControllerContext
 from .gcgraph import FOREGROUND, ORPHAN, Graph, Node, OwnerRef, matches, owner_refs
+from .resourcediscovery import ResourceChange, ResourceDiscovery
 
 __all__ = ["GarbageCollector", "UnknownOwnerKind", "monitored_resources"]
 
@@ -50,15 +62,22 @@ log = logging.getLogger("ketch.controllers.garbagecollector")
 Obj = dict[str, Any]
 ABSENT_OWNER_CACHE = 500  # kube's absentOwnerCache size
 CATCH_UP_TIMEOUT = 30.0
+INITIAL_SYNC_TIMEOUT = 30.0  # kube's initialSyncTimeout: then collect anyway
 # Events are never owners nor owned in practice, and the most numerous kind (kube ignores them).
 _IGNORED = {("", "events"), ("events.k8s.io", "events")}
 
 
 def monitored_resources() -> list[Resource]:
-    """Every stored resource that can be listed, watched and deleted, events excepted."""
+    """Every built-in resource that can be listed, watched and deleted, events excepted."""
     return [Resource.of(rd) for rd in RESOURCES
             if not rd.virtual and (rd.group, rd.resource) not in _IGNORED
             and {"list", "watch", "delete"} <= set(rd.verbs)]
+
+
+def deletable(d: DiscoveredResource) -> bool:
+    """kube's ``GetDeletableResources``: a discovered resource the collector monitors."""
+    return (d.supports("list", "watch", "delete")
+            and (d.resource.group, d.resource.plural) not in _IGNORED)
 
 
 class UnknownOwnerKind(APIError):
@@ -78,13 +97,68 @@ class GarbageCollector(Controller):
         self.workers = ctx.settings.concurrency.get(self.name, 20)  # --concurrent-gc-syncs
         self.graph = Graph()
         self.absent: collections.OrderedDict[tuple[str, ...], None] = collections.OrderedDict()
-        self.informers: list[Informer] = []
+        self.monitors: dict[Resource, Informer] = {}
+        self.discovery = ResourceDiscovery(
+            ctx.client, ctx.clock, period=ctx.settings.resource_discovery_period,
+            wanted=deletable)
+        #: Items that failed on an owner kind discovery did not know: looked at again as
+        #: soon as discovery learns new kinds.
+        self._unresolved: set[str] = set()
         for res in monitored_resources():
-            inf = ctx.informer(res)
-            self.informers.append(inf)
-            inf.add_handler(on_add=lambda o, r=res: self._observe(r, o),
-                            on_update=lambda old, new, r=res: self._updated(r, old, new),
-                            on_delete=self._deleted)
+            self._monitor(res)
+
+    @property
+    def informers(self) -> list[Informer]:
+        return list(self.monitors.values())
+
+    # --- the monitors (kube's resyncMonitors) ----------------------------------------------
+
+    def _monitor(self, res: Resource) -> None:
+        """Feed the graph from the shared informer of ``res`` (again, if the one fed from
+        before was stopped: its objects are forgotten and relisted)."""
+        inf = self.ctx.informer(res)
+        held = self.monitors.get(res)
+        if held is inf:
+            return
+        if held is not None:
+            self._forget_objects(res)
+        self.monitors[res] = inf
+        inf.add_handler(on_add=lambda o, r=res: self._observe(r, o),
+                        on_update=lambda old, new, r=res: self._updated(r, old, new),
+                        on_delete=self._deleted)
+
+    def _unmonitor(self, res: Resource) -> None:
+        """``res`` is no longer served: stop its informer and forget its objects."""
+        if self.monitors.pop(res, None) is not None:
+            self.ctx.informers.forget(res)
+            self._forget_objects(res)
+
+    def _forget_objects(self, res: Resource) -> None:
+        """Drop the nodes of ``res`` from the graph; their dependents are looked at again
+        (verified live, so an owner that still exists is kept)."""
+        for node in self.graph:
+            if node.res == res:
+                self._dropped(self.graph.remove(_uid_only(node.uid)), absent=False)
+
+    def _synced_discovery(self, change: ResourceChange) -> None:
+        for res in change.removed:
+            self._unmonitor(res)
+        for res in self.discovery.resources:
+            self._monitor(res)
+        if change.kinds_changed:
+            for key in sorted(self._unresolved):
+                self.enqueue(key)
+            self._unresolved.clear()
+
+    async def run(self) -> None:
+        """Learn the served resources, wait (a while) for their caches, then collect while
+        discovery is looked at again every period."""
+        async with self.discovery.running(self._synced_discovery, name=self.name):
+            synced = await asyncio.gather(*(inf.wait_synced(INITIAL_SYNC_TIMEOUT)
+                                            for inf in self.monitors.values()))
+            if not all(synced):
+                log.info("not all resource monitors could be synced, proceeding anyway")
+            await super().run()
 
     # --- the graph builder (informer handlers: update the graph, enqueue) -------------------
 
@@ -115,11 +189,14 @@ class GarbageCollector(Controller):
             self.enqueue(f"delete:{node.uid}")
 
     def _deleted(self, obj: Obj) -> None:
-        node = self.graph.remove(obj)
+        self._dropped(self.graph.remove(obj), absent=True)
+
+    def _dropped(self, node: Node | None, *, absent: bool) -> None:
+        """``node`` left the graph (deleted if ``absent``): its dependents are looked at."""
         if node is None:
             return
         dependents = self.graph.dependents(node.uid)
-        if dependents:
+        if dependents and absent:
             self._remember_absent(node.res.group, node.res.kind, node.name, node.uid,
                                   node.namespace)
         for dep in dependents:
@@ -168,7 +245,7 @@ class GarbageCollector(Controller):
         if not node.deleting_dependents and not any(
                 self._suspect(node, ref) for ref in node.owners):
             return None  # every owner observed, in place and not waiting: nothing to verify
-        latest = await self._live(node)
+        latest = await ops.live(self.client, node)
         if latest is None:
             return None
         meta = latest.get("metadata") or {}
@@ -185,18 +262,19 @@ class GarbageCollector(Controller):
             if dangling or waiting:
                 log.info("%s: removing references to absent or deleting owners %s", node,
                          [r.uid for r in dangling + waiting])
-                await self._remove_owner_refs(node, latest, {r.uid for r in dangling + waiting})
+                await ops.remove_owner_refs(self.client, node, latest,
+                                            {r.uid for r in dangling + waiting})
             return None
         if waiting and self.graph.dependents(node.uid):
             if any(d.deleting_dependents for d in self.graph.dependents(node.uid)):
                 # its dependent waits for it while it would wait for that dependent: a cycle
-                latest = await self._unblock_owner_refs(node, latest)
-            await self._delete(node, "Foreground")
+                latest = await ops.unblock_owner_refs(self.client, node, latest)
+            await ops.delete(self.client, node, "Foreground")
             return None
         finalizers = meta.get("finalizers") or ()
         policy = ("Orphan" if ORPHAN in finalizers else
                   "Foreground" if FOREGROUND in finalizers else "Background")
-        await self._delete(node, policy)
+        await ops.delete(self.client, node, policy)
         return None
 
     async def _classify(self, node: Node, refs: tuple[OwnerRef, ...]
@@ -208,7 +286,7 @@ class GarbageCollector(Controller):
         dangling: list[OwnerRef] = []
         waiting: list[OwnerRef] = []
         for ref in refs:
-            res = _resolve(ref)
+            res = self._resolve(node, ref)
             if res.namespaced and not node.namespace:
                 self._report_invalid_namespace(node, ref)
                 return None
@@ -266,7 +344,7 @@ class GarbageCollector(Controller):
             blocking = self.graph.blocking_dependents(node.uid)
         if not blocking:
             log.info("%s: no blocking dependents left; removing %s", node, FOREGROUND)
-            await self._remove_finalizer(node, FOREGROUND)
+            await ops.remove_finalizer(self.client, node, FOREGROUND)
             return None
         for dep in blocking:
             if not dep.deleting_dependents:
@@ -274,7 +352,7 @@ class GarbageCollector(Controller):
         return None
 
     async def _attempt_to_orphan(self, node: Node) -> float | None:
-        latest = await self._live(node)
+        latest = await ops.live(self.client, node)
         if latest is None:
             return None
         meta = latest.get("metadata") or {}
@@ -283,98 +361,42 @@ class GarbageCollector(Controller):
         if not await self._caught_up(latest):
             return 1.0
         dependents = self.graph.dependents(node.uid)
-        results = await asyncio.gather(*(self._release(dep, node.uid) for dep in dependents),
+        results = await asyncio.gather(*(ops.release(self.client, dep, node.uid)
+                                         for dep in dependents),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
         log.info("%s: %d dependents orphaned; removing %s", node, len(dependents), ORPHAN)
-        await self._remove_finalizer(node, ORPHAN)
+        await ops.remove_finalizer(self.client, node, ORPHAN)
         return None
 
-    # --- API operations ------------------------------------------------------------------------
-
-    async def _live(self, node: Node) -> Obj | None:
-        """``node``'s object read from the apiserver; None if it is gone or was replaced."""
-        try:
-            obj = await self.client.get(node.res, node.name, node.namespace)
-        except NotFound:
-            return None
-        return obj if (obj.get("metadata") or {}).get("uid") == node.uid else None
+    # --- helpers ------------------------------------------------------------------------------
 
     async def _caught_up(self, latest: Obj) -> bool:
         """Wait until every informer reflects ``latest``'s resourceVersion (so the graph holds
         every dependent created before it); False if one lags past the timeout."""
         rv = int((latest.get("metadata") or {}).get("resourceVersion") or 0)
+        informers = self.informers
         results = await asyncio.gather(*(inf.wait_for_version(rv, CATCH_UP_TIMEOUT)
-                                         for inf in self.informers))
-        behind = [str(inf.resource) for inf, ok in zip(self.informers, results, strict=True)
+                                         for inf in informers))
+        behind = [str(inf.resource) for inf, ok in zip(informers, results, strict=True)
                   if not ok]
         if behind:
             log.warning("caches of %s behind resourceVersion %d; waiting", ", ".join(behind), rv)
         return not behind
 
-    async def _delete(self, node: Node, policy: str) -> None:
-        log.info("deleting %s with propagationPolicy %s", node, policy)
-        try:
-            await self.client.delete(node.res, node.name, node.namespace,
-                                     propagation_policy=policy, preconditions={"uid": node.uid})
-        except NotFound:
-            pass
-
-    async def _patch_meta(self, node: Node, latest: Obj, changes: Obj) -> Obj | None:
-        meta = latest.get("metadata") or {}
-        patch = {"metadata": {**changes, "uid": node.uid,
-                              "resourceVersion": meta.get("resourceVersion")}}
-        try:
-            return await self.client.patch(node.res, node.name, patch, node.namespace)
-        except NotFound:
-            return None
-
-    async def _remove_owner_refs(self, node: Node, latest: Obj, uids: set[str]) -> None:
-        refs = [r for r in (latest.get("metadata") or {}).get("ownerReferences") or ()
-                if r.get("uid") not in uids]
-        await self._patch_meta(node, latest, {"ownerReferences": refs or None})
-
-    async def _unblock_owner_refs(self, node: Node, latest: Obj) -> Obj:
-        refs = [{**r, "blockOwnerDeletion": False} if r.get("blockOwnerDeletion") else r
-                for r in (latest.get("metadata") or {}).get("ownerReferences") or ()]
-        return await self._patch_meta(node, latest, {"ownerReferences": refs}) or latest
-
-    async def _release(self, dep: Node, owner_uid: str) -> None:
-        """Remove the reference to ``owner_uid`` from ``dep`` (read fresh, guarded by its
-        resourceVersion; retried on conflict)."""
-        for _ in range(5):
-            latest = await self._live(dep)
-            if latest is None or not any(r.get("uid") == owner_uid for r in (
-                    latest.get("metadata") or {}).get("ownerReferences") or ()):
-                return
-            try:
-                await self._remove_owner_refs(dep, latest, {owner_uid})
-                return
-            except Conflict:
-                continue
-        raise Conflict(dep.res.plural, dep.name, group=dep.res.group)
-
-    async def _remove_finalizer(self, node: Node, finalizer: str) -> None:
-        for _ in range(5):
-            latest = await self._live(node)
-            if latest is None:
-                return
-            finalizers = list((latest.get("metadata") or {}).get("finalizers") or ())
-            if finalizer not in finalizers:
-                return
-            rest = [f for f in finalizers if f != finalizer]
-            try:
-                await self._patch_meta(node, latest, {"finalizers": rest or None})
-                return
-            except Conflict:
-                continue
-        raise Conflict(node.res.plural, node.name, group=node.res.group)
+    def _resolve(self, node: Node, ref: OwnerRef) -> Resource:
+        """The resource ``ref`` names (kube's restMapper); UnknownOwnerKind, to be retried,
+        when discovery does not know it (yet): an early discovery is asked for and ``node``
+        is looked at again when it learns new kinds."""
+        res = self.discovery.resolve(ref.api_version, ref.kind)
+        if res is None:
+            self._unresolved.add(f"delete:{node.uid}")
+            self.discovery.request()
+            raise UnknownOwnerKind(ref)
+        return res
 
 
-def _resolve(ref: OwnerRef) -> Resource:
-    rd = lookup_kind(ref.api_version, ref.kind)
-    if rd is None or rd.virtual:
-        raise UnknownOwnerKind(ref)
-    return Resource.of(rd)
+def _uid_only(uid: str) -> Obj:
+    return {"metadata": {"uid": uid}}

@@ -9,6 +9,12 @@ the same scopes), except that pods which no longer hold resources are not counte
 ``QuotaV1Pod``: terminal pods, and pods whose deletion grace has run out).  Only the names
 in ``spec.hard`` are reported; a name no object kind is charged for keeps its last value.
 
+Custom resources (``count/widgets.example.com``) are counted once discovery serves them:
+the controller looks at discovery every ``Settings.resource_discovery_period`` seconds (30;
+sooner when a quota names a resource it does not know), watches a discovered resource as soon
+as a quota names it, recounts the quotas naming a resource that came or went, and stops
+watching a resource no longer served.
+
 A quota is recomputed when it is created or its ``spec.hard`` changes, when an object it
 counts is deleted (or a pod stops counting, or a Service changes type) in its namespace, and
 every :attr:`ResourceQuotaController.resync` seconds (``--resource-quota-sync-period``, 5 m).
@@ -31,8 +37,10 @@ from control.api.quantity import Quantity, QuantityError
 from control.api.quota import object_usage, quota_matches, usage_source
 from control.client import Informer, Resource
 from control.client import resources as R
+from control.client.discovery import DiscoveredResource
 
 from .base import Controller, ControllerContext
+from .resourcediscovery import BUILT_IN, ResourceChange, ResourceDiscovery
 
 __all__ = ["ResourceQuotaController", "counts_pod"]
 
@@ -58,6 +66,11 @@ def counts_pod(pod: Obj, now: dt.datetime) -> bool:
     return True
 
 
+def quotable(d: DiscoveredResource) -> bool:
+    """kube's ``GetQuotableResources``: namespaced, and created, listed, watched, deleted."""
+    return d.resource.namespaced and d.supports("create", "list", "watch", "delete")
+
+
 def _service_type(svc: Obj) -> str:
     return str((svc.get("spec") or {}).get("type") or "ClusterIP")
 
@@ -72,12 +85,46 @@ class ResourceQuotaController(Controller):
         self.quotas = ctx.informer(R.RESOURCEQUOTAS)
         self.quotas.add_handler(on_add=self.enqueue, on_update=self._quota_updated)
         self._monitored: dict[tuple[str, str], Informer] = {}
+        self.discovery = ResourceDiscovery(
+            ctx.client, ctx.clock, period=ctx.settings.resource_discovery_period,
+            wanted=quotable)
         for res in (R.PODS, R.SERVICES, R.CONFIGMAPS, R.SECRETS, R.SERVICEACCOUNTS,
                     R.RESOURCEQUOTAS):
             self._monitor(res)
 
     def primary(self) -> Informer:
         return self.quotas
+
+    async def run(self) -> None:
+        async with self.discovery.running(self._synced_discovery, name=self.name):
+            await super().run()
+
+    def _served(self, src: tuple[str, str]) -> Resource | None:
+        """The resource counted for ``src`` = (group, plural): built in, or discovered."""
+        res = _SERVED.get(src)
+        if res is None:
+            res = next((r for r in self.discovery.resources if (r.group, r.plural) == src),
+                       None)
+        return res
+
+    def _synced_discovery(self, change: ResourceChange) -> None:
+        """Stop watching what is no longer served; recount the quotas that name what came
+        or went (and any resource whose informer another controller stopped)."""
+        for res in change.removed:
+            inf = self._monitored.get((res.group, res.plural))
+            if inf is not None and inf.resource == res:
+                del self._monitored[(res.group, res.plural)]
+                self.ctx.informers.forget(res)
+        touched = {(r.group, r.plural) for r in (*change.added, *change.removed)}
+        for key, inf in list(self._monitored.items()):
+            if key not in BUILT_IN and self._monitor(inf.resource) is not inf:
+                touched.add(key)
+        if not touched:
+            return
+        for quota in self.quotas.cache:
+            if any(usage_source(k) in touched
+                   for k in (quota.get("spec") or {}).get("hard") or {}):
+                self.enqueue(quota)
 
     # --- handlers -------------------------------------------------------------------------------
 
@@ -90,9 +137,10 @@ class ResourceQuotaController(Controller):
             self.enqueue(new)
 
     def _monitor(self, res: Resource) -> Informer:
-        inf = self._monitored.get((res.group, res.plural))
-        if inf is None:
-            inf = self.ctx.informer(res)
+        """The shared informer of ``res`` with this controller's handlers (added again to a
+        new one when the informer held was stopped: a custom resource gone and back)."""
+        inf = self.ctx.informer(res)
+        if self._monitored.get((res.group, res.plural)) is not inf:
             self._monitored[(res.group, res.plural)] = inf
             inf.add_handler(on_update=lambda old, new, r=res: self._object_updated(r, old, new),
                             on_delete=self._replenish)
@@ -120,9 +168,13 @@ class ResourceQuotaController(Controller):
         if quota is None:
             return None
         spec_hard = (quota.get("spec") or {}).get("hard") or {}
-        sources = {k: usage_source(k) for k in spec_hard}
-        informers = {src: self._monitor(_SERVED[src]) for src in sources.values()
-                     if src is not None and src in _SERVED}
+        informers: dict[tuple[str, str], Informer] = {}
+        for src in {usage_source(k) for k in spec_hard}:
+            res = None if src is None else self._served(src)
+            if res is not None and src is not None:
+                informers[src] = self._monitor(res)
+            elif src is not None and src not in BUILT_IN:
+                self.discovery.request()  # a custom resource not served, or not known yet
         # A quota whose status does not show its hard limits yet (new, or limits changed) is
         # counted at once, so `kubectl describe quota` is right away, then counted again
         # once the caches have caught up with it.

@@ -248,9 +248,6 @@ def test_operator_loop_with_the_python_client(ketch: Cluster, kubectl: Kubectl,
     assert not errors, errors
 
 
-@pytest.mark.xfail(strict=False, reason="the garbage collector walks the static catalog; it "
-                   "must learn custom kinds through discovery (control.client.discovery."
-                   "all_resources) to follow owner references to custom objects")
 def test_garbage_collector_removes_what_a_custom_object_owns(ketch: Cluster,
                                                               kubectl: Kubectl) -> None:
     from kubernetes import client, config

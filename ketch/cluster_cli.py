@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,10 @@ from typing import Any
 from certs.authority import CertsError
 from ketch.cluster import Cluster, ClusterError
 
-__all__ = ["register"]
+__all__ = ["DEFAULT_DIR", "register"]
+
+#: Where ``scripts/up`` puts its cluster, and so where up/down/status look without --dir.
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / ".ketch"
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -25,14 +27,30 @@ def _up(args: argparse.Namespace) -> int:
         print(f"error: {e}")
         return 1
     kc = cluster.kubeconfig
-    beside = Path(sys.executable).parent / "kubectl"
-    kubectl = "kubectl" if shutil.which("kubectl") or not beside.exists() else str(beside)
+    kubectl, ketch = _binary("kubectl"), _binary("ketch")
+    port = cluster.url.rsplit(":", 1)[-1]
+    if args.port is None and port != "6443":
+        print(f"\nport 6443 was busy, so the apiserver listens on {port}; the kubeconfig "
+              "below points there")
+    where = "" if Path(args.dir).resolve() == DEFAULT_DIR else f" --dir {args.dir}"
     print(f"\nketch is up: apiserver {cluster.url}\n"
           f"  export KUBECONFIG={kc}\n"
           f"  {kubectl} get namespaces\n"
           f"  {kubectl} create deployment web --image=nginx --replicas=2\n"
-          f"stop it with: ketch down --dir {args.dir}")
+          f"status: {ketch} status{where}    stop it: {ketch} down{where}")
     return 0
+
+
+def _binary(name: str) -> str:
+    """How to run ``name``: the one installed beside this Python (``.venv/bin/kubectl``,
+    relative to the working directory when it is below it), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if not beside.exists():
+        return name
+    try:
+        return str(beside.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)
 
 
 def _down(args: argparse.Namespace) -> int:
@@ -81,7 +99,8 @@ def _status(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("up", help="start a local cluster (certs, store, apiserver)",
                               description="Create (if needed) and start the cluster in DIR.")
-    p.add_argument("--dir", required=True, type=Path, help="the cluster directory")
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR,
+                   help=f"the cluster directory (default {DEFAULT_DIR}, as scripts/up)")
     p.add_argument("--apiservers", type=int, default=None, help="apiservers of a new cluster (1)")
     p.add_argument("--controller-managers", type=int, default=None,
                    help="controller-managers of a new cluster (1; more stand by)")
@@ -93,9 +112,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="first apiserver port of a new cluster (default 6443 if free)")
     p.set_defaults(func=_up)
     p = subparsers.add_parser("down", help="stop the cluster in DIR")
-    p.add_argument("--dir", required=True, type=Path)
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR,
+                   help=f"the cluster directory (default {DEFAULT_DIR}, as scripts/up)")
     p.set_defaults(func=_down)
     p = subparsers.add_parser("status", help="apiservers and store replicas of DIR")
-    p.add_argument("--dir", required=True, type=Path)
+    p.add_argument("--dir", type=Path, default=DEFAULT_DIR,
+                   help=f"the cluster directory (default {DEFAULT_DIR}, as scripts/up)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_status)

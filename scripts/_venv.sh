@@ -14,5 +14,21 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 spec="$ROOT"
 [ -n "${1:-}" ] && spec="$ROOT[$1]"
-echo "==> installing ketch${1:+[$1]} into $VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+# heartbeat CMD...: run CMD, printing how long it has been running every 15 s, so a long
+# silent step (a fresh install, the test suite) shows it is alive.
+heartbeat() {
+    local what=$1 start=$SECONDS pid rc
+    shift
+    "$@" &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        sleep 1
+        if kill -0 "$pid" 2>/dev/null && (( (SECONDS - start) % 15 == 0 )); then
+            echo "    ... $what: $((SECONDS - start)) s" >&2
+        fi
+    done
+    wait "$pid" && rc=0 || rc=$?
+    return $rc
+}
+echo "==> installing ketch${1:+[$1]} into $VENV (a few minutes on a fresh clone)"
+heartbeat "installing" "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"

@@ -116,6 +116,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_store)
 
     from ketch.bench.api import add_parser as add_api  # imports this module: bind late
+    from ketch.bench.cluster import add_parser as add_cluster
     from ketch.bench.controllers import add_parser as add_controllers
     from ketch.bench.pods import add_parser as add_pods
     from ketch.bench.scheduler import add_parser as add_scheduler
@@ -124,6 +125,7 @@ def register(subparsers: Any) -> None:
     add_scheduler(sub)
     add_controllers(sub)
     add_pods(sub)
+    add_cluster(sub)
 
 
 def _progress(msg: str) -> None:

@@ -191,13 +191,14 @@ class _Run:
         if not self.args.profile:
             return
         wanted = set(self.args.profile.split(","))
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         out = self.fleet.root / "profiles"
         out.mkdir(parents=True, exist_ok=True)
         for comp in self.fleet.components():
             if comp.kind in wanted:
                 path = out / f"{comp.name}.folded"
                 self.spies.append(subprocess.Popen(
-                    ["py-spy", "record", "-p", str(comp.pid), "-o", str(path), "--format",
+                    [spy, "record", "-p", str(comp.pid), "-o", str(path), "--format",
                      "raw", "--rate", "50", "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
                 _progress(f"py-spy on {comp.name} -> {path}")

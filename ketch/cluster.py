@@ -38,9 +38,11 @@ from certs.layout import (
     admin_paths,
     component_serving_paths,
     controller_manager_paths,
+    init_cluster_certs,
     scheduler_paths,
 )
 from certs.tls import client_context
+from control.apiserver.allocation import kubernetes_service_ip
 from ketch.cluster_nodes import (
     NODE_STOP_TIMEOUT,
     cluster_cidr,
@@ -48,6 +50,7 @@ from ketch.cluster_nodes import (
     node_layout,
     node_states,
     prepare_nodes,
+    service_cidr,
 )
 from store.launch import (
     STOP_TIMEOUT,
@@ -147,6 +150,9 @@ class Cluster:
         if "controllers" not in layout:
             layout["controllers"] = self._controllers or "*"
             changed = True
+        if "service_cidr" not in layout:
+            layout["service_cidr"] = service_cidr(self.dir)
+            changed = True
         if "cluster_cidr" not in layout:
             layout["cluster_cidr"] = self._cluster_cidr or cluster_cidr(self.dir)
             changed = True
@@ -212,7 +218,8 @@ class Cluster:
         base = [self._python, "-m", KINDS[c.kind].module]
         if c.kind == "apiserver":
             return [*base, "--certs", str(certs), "--store", ",".join(self.store.client_urls),
-                    "--listen", c.listen]
+                    "--listen", c.listen, "--service-cluster-ip-range",
+                    self._layout()["service_cidr"]]
         if c.kind == "node":
             return node_argv(self, c, self._python)
         if c.kind == "controller-manager":
@@ -346,8 +353,12 @@ class Cluster:
         running is started.  On failure, what this call started is stopped again."""
         store_was_up = self.store.exists and all(
             self.store.pid(n) is not None for n in self.store.names)
+        layout = self._layout()
+        # the apiserver's certificate must also name this cluster's kubernetes Service IP
+        self.store.prepare(progress)
+        init_cluster_certs(self.store.certs_dir, replicas=self.store.names,
+                           hosts=[kubernetes_service_ip(layout["service_cidr"])])
         self.store.up(progress)
-        self._layout()
         self._write_kubeconfigs()
         started: list[str] = []
         try:

@@ -49,6 +49,13 @@ def cluster_cidr(directory: Path) -> str:
     return f"127.{64 + k // 4}.{(k % 4) * 64}.0/18"
 
 
+def service_cidr(directory: Path) -> str:
+    """This cluster's /20 of the Service range 127.16.0.0/12: two clusters on one machine
+    must not both claim the ``kubernetes`` Service's address (their proxies would share it)."""
+    k = _block(directory)
+    return f"127.{16 + k // 16}.{(k % 16) * 16}.0/20"
+
+
 def _pod_cidr(directory: Path, i: int) -> str:
     k = _block(directory)
     return f"127.{64 + k // 4}.{(k % 4) * 64 + i - 1}.0/24"

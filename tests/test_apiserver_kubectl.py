@@ -4,6 +4,7 @@ apiserver, mutual TLS).  One cluster for the module; each kubectl call has a fre
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import textwrap
@@ -308,13 +309,15 @@ def test_no_client_certificate_is_unauthorized(ketch: Cluster) -> None:
         raise AssertionError("a request without a client certificate was served")
 
 
-def test_services_get_unique_cluster_ips_and_node_ports(kubectl: Kubectl) -> None:
+def test_services_get_unique_cluster_ips_and_node_ports(ketch: Cluster, kubectl: Kubectl) -> None:
     kubectl.run("create", "service", "clusterip", "s1", "--tcp=80:8080")
     kubectl.run("create", "service", "nodeport", "s2", "--tcp=80:8080")
     s1, s2 = kubectl.json("get", "svc", "s1"), kubectl.json("get", "svc", "s2")
     k = kubectl.json("get", "svc", "kubernetes")
     ips = {s1["spec"]["clusterIP"], s2["spec"]["clusterIP"], k["spec"]["clusterIP"]}
-    assert len(ips) == 3 and k["spec"]["clusterIP"] == "127.16.0.1"
+    service_range = json.loads((ketch.dir / "control.json").read_text())["service_cidr"]
+    first = str(ipaddress.ip_network(service_range).network_address + 1)
+    assert len(ips) == 3 and k["spec"]["clusterIP"] == first  # the range's first address
     assert all(ip.startswith("127.") for ip in ips)  # local addresses: no root needed
     assert 30000 <= s2["spec"]["ports"][0]["nodePort"] <= 32767
     table = kubectl.run("get", "svc", "s2").stdout.splitlines()

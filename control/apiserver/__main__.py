@@ -28,6 +28,7 @@ from certs.layout import (
 from certs.tls import client_context, server_context
 from store.client import StoreClient
 
+from .allocation import SERVICE_CIDR
 from .app import ServerConfig, build_app
 from .kubelet import KubeletClient
 from .serviceaccounts.tokens import TokenIssuer
@@ -61,6 +62,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         p.add_argument(f"--default-{which}-toleration-seconds", type=int, default=300,
                        metavar="S", help=f"the tolerationSeconds DefaultTolerationSeconds "
                        f"gives pods for the {which} NoExecute taint (default 300)")
+    p.add_argument("--service-cluster-ip-range", default=SERVICE_CIDR,
+                   help="CIDR of Service ClusterIPs (local addresses: inside 127.0.0.0/8); "
+                   "the kubernetes Service gets its first address")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -82,7 +86,8 @@ async def serve(args: argparse.Namespace) -> None:
         api = APIState.build(client, server_url=f"https://{args.listen}", kubelet=kubelet,
                              tokens=tokens, toleration_seconds=(
                                  args.default_not_ready_toleration_seconds,
-                                 args.default_unreachable_toleration_seconds))
+                                 args.default_unreachable_toleration_seconds),
+                             service_cidr=args.service_cluster_ip_range)
         app = build_app(api, ServerConfig(server_address=args.listen,
                                           bootstrap=not args.no_bootstrap))
         # handler_cancellation: a client that disconnects cancels its handler, which is how

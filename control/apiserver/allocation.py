@@ -21,7 +21,8 @@ from control.apiserver.storage import GroupResource, Storage, object_key
 
 from .watchcache import WatchCache
 
-__all__ = ["IPADDRESSES", "KUBERNETES_SERVICE_IP", "NODEPORTS", "SERVICE_CIDR", "Allocator"]
+__all__ = ["IPADDRESSES", "KUBERNETES_SERVICE_IP", "NODEPORTS", "SERVICE_CIDR", "Allocator",
+           "kubernetes_service_ip"]
 
 IPADDRESSES = GroupResource("networking.k8s.io", "ipaddresses")
 NODEPORTS = GroupResource("ketch.internal", "nodeports")
@@ -29,6 +30,11 @@ NODEPORTS = GroupResource("ketch.internal", "nodeports")
 # node agents' service proxy listens on them without root (pods use 127.64.0.0/10).
 SERVICE_CIDR = "127.16.0.0/12"
 KUBERNETES_SERVICE_IP = "127.16.0.1"  # the first address, as kube-apiserver's 10.96.0.1
+
+
+def kubernetes_service_ip(cidr: str) -> str:
+    """The ``kubernetes`` Service's ClusterIP: the first address of the service range."""
+    return str(ipaddress.ip_network(cidr).network_address + 1)
 NODE_PORT_RANGE = (30000, 32767)
 _ATTEMPTS = 64
 

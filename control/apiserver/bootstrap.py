@@ -23,7 +23,7 @@ from control.apiserver.rbac import (
 from control.apiserver.storage import object_key
 from control.apiserver.strategies.scheduling import SYSTEM_PRIORITY_CLASSES
 
-from .allocation import KUBERNETES_SERVICE_IP
+from .allocation import SERVICE_CIDR, kubernetes_service_ip
 from .registry import WriteContext
 from .state import APIState
 
@@ -63,7 +63,9 @@ async def bootstrap(api: APIState) -> None:
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "kubernetes", "namespace": "default",
                      "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"clusterIP": KUBERNETES_SERVICE_IP, "type": "ClusterIP",
+        "spec": {"clusterIP": kubernetes_service_ip(str(
+                     api.registry.allocator.net if api.registry.allocator else SERVICE_CIDR)),
+                 "type": "ClusterIP",
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                             "targetPort": 6443}]}})
     for role in bootstrap_cluster_roles():

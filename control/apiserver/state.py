@@ -17,7 +17,7 @@ from control.apiserver.rbac.rbac import RBACAuthorizer
 from control.apiserver.storage import GroupResource, Storage, collection_prefix, object_key
 from store.client import KeyValueStore
 
-from .allocation import Allocator
+from .allocation import SERVICE_CIDR, Allocator
 from .crd.catalog import Catalog, follow
 from .objectmeta import Inputs
 from .reads import Reader
@@ -111,7 +111,8 @@ class APIState:
               chain: AdmissionChain | None = None, server_url: str = "",
               kubelet: KubeletClient | None = None,
               tokens: TokenIssuer | None = None,
-              toleration_seconds: tuple[int, int] = (300, 300)) -> APIState:
+              toleration_seconds: tuple[int, int] = (300, 300),
+              service_cidr: str = SERVICE_CIDR) -> APIState:
         inputs = inputs or Inputs()
         storage = Storage(client)
         cache = WatchCache(client)
@@ -122,7 +123,7 @@ class APIState:
         authorizer = new_authorizer(view)
         rbac = RBACAuthorizer(view)
         registry = Registry(storage, chain, view, inputs=inputs,
-                            allocator=Allocator(storage, cache))
+                            allocator=Allocator(storage, cache, cidr=service_cidr))
         catalog = Catalog()
         cache.listeners.append(follow(catalog))
         return cls(client, storage, cache, view, Reader(storage, cache), registry, authorizer,

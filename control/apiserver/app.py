@@ -32,6 +32,7 @@ from .codec import dumps, respond
 from .crd.catalog import CRD_PREFIX
 from .crd.controller import CRDController
 from .endpoints_reconciler import EndpointReconciler
+from .flowcontrol import FlowControl, flow_control
 from .pipeline import INFO, USER, Metrics, TokenAuthenticator, pipeline
 from .resources import handle_resource
 from .serviceaccounts.tokenrequest import discovery_document
@@ -48,6 +49,10 @@ GIT_VERSION = "v1.37.0-ketch"
 class ServerConfig:
     server_address: str = "127.0.0.1:6443"
     bootstrap: bool = True
+    #: Seats of API priority and fairness (kube's --max-requests-inflight plus
+    #: --max-mutating-requests-inflight, 600 there): fewer here, as one Python event loop
+    #: serves far fewer requests at once (see :mod:`.flowcontrol`).
+    max_requests_inflight: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -181,8 +186,10 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
     cfg = cfg or ServerConfig()
     metrics = Metrics()
     metrics.watchers.set_function(lambda: api.cache.watcher_count)
+    flow = FlowControl(cfg.max_requests_inflight, registry=metrics.registry)
     app = web.Application(middlewares=[pipeline(api.authorizer, metrics,
-                                                 tokens=_token_authenticator(api))],
+                                                 tokens=_token_authenticator(api)),
+                                       flow_control(flow, INFO, USER)],
                           client_max_size=4 * 1024 * 1024)
 
     async def handler(request: web.Request) -> web.StreamResponse:

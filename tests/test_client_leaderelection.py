@@ -138,3 +138,35 @@ async def test_a_lease_held_by_another_is_respected_until_stale(api: InProcessAP
         await until(me.is_leading)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_work_stopped_by_the_fence_is_a_step_down_not_a_failure(
+        api: InProcessAPI) -> None:
+    """The fence shuts at the renew deadline; a write that hits it first ends the leading
+    work with NotLeading before the elector's own loop notices.  The candidate must step
+    down and campaign again, not fail (the chaos run's controller-manager exited 1 after a
+    partition, leaving the cluster without a standby)."""
+    clock = FakeClock()
+    async with api.client(clock=clock) as c, api.client() as admin:
+        me = LeaderElector(c, config("me", lease_duration=8.0, renew_deadline=5.0,
+                                     retry_period=1.0), clock=clock)
+        c.fence = me.is_leading
+        leading = asyncio.Event()
+
+        async def lead() -> None:
+            leading.set()
+            while True:  # a controller writing as long as the fence lets it
+                await c.create(R.CONFIGMAPS, {"metadata": {"generateName": "w-"}}, "default")
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(me.run(lead))
+        await asyncio.wait_for(leading.wait(), 5)
+        lease = await admin.get(R.LEASES, "test-lock", "kube-system")
+        lease["spec"]["holderIdentity"] = "thief"
+        await admin.update(R.LEASES, lease)
+        me._renewed_at -= 10  # the renew deadline passed: the fence is shut, the loop unaware
+        await until(lambda: not me._leading)
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still campaigning, as a standby
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -15,8 +15,10 @@ acting — :meth:`is_leading` turns False at once (it is also the REST client's 
 the leading work is cancelled — and since ``renew_deadline < lease_duration``, that happens
 before any other candidate can have seen the Lease unchanged for ``lease_duration``.  A leader
 paused past its deadline (SIGSTOP) finds on waking that its monotonic clock moved on, and its
-fence refuses every write before it renews anything.  On a clean shutdown the leader releases
-the Lease (holder cleared) so a standby takes over at once.
+fence refuses every write before it renews anything.  Work that stops because a write hit
+the shut fence (:class:`NotLeading`) before this loop noticed the lost renewal has stepped
+down, not failed: the candidate campaigns again as a standby.  On a clean shutdown the leader
+releases the Lease (holder cleared) so a standby takes over at once.
 
 ketch's defaults — 8 s lease, 5 s renew deadline, 1 s retry — fail over in about 9 s after a
 leader dies (Kubernetes: 15/10/2 s, about 17 s).  The 5 s deadline still rides out a store
@@ -36,6 +38,7 @@ from typing import Any
 from control.api.clock import Clock, format_time
 from control.api.errors import APIError, Conflict, NotFound
 
+from .errors import NotLeading
 from .resources import LEASES
 from .rest import ApiClient
 
@@ -130,12 +133,19 @@ class LeaderElector:
                                 self.config.identity, self.config.namespace, self.config.name,
                                 self.config.renew_deadline)
                     break
-            if work.done() and not work.cancelled() and work.exception() is not None:
-                raise work.exception()  # type: ignore[misc]
+            failure = work.exception() if work.done() and not work.cancelled() else None
+            if isinstance(failure, NotLeading):
+                # The fence shut (the renew deadline passed) before this loop noticed: the
+                # work stopped because leadership was lost, which is a step-down, not a
+                # failure: campaign again.
+                log.warning("%s: lost lease %s/%s (%s); stepping down", self.config.identity,
+                            self.config.namespace, self.config.name, failure)
+            elif failure is not None:
+                raise failure
         finally:
             self._set_leading(False)
             work.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, NotLeading):
                 await work
 
     def _until_next_renew(self) -> float:

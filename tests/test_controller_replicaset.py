@@ -99,8 +99,9 @@ async def test_a_selector_that_misses_its_template_is_an_event_not_pods(
         # the apiserver refuses this for apps/v1; simulate an object that slipped through by
         # testing the controller's own guard through reconcile on a cached copy
         ctrl = env["replicaset"]
-        from control.controllers.replicaset import _selector, _selector_problem
-        assert _selector_problem(bad, _selector(bad)) == "selector does not match template labels"
+        from control.api.objects import spec_selector
+        from control.controllers.replicaset import _selector_problem
+        assert _selector_problem(bad, spec_selector(bad)) == "selector does not match template labels"
         assert await ctrl.reconcile("default/missing") is None
 
 

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from control.api.errors import Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector
 from control.client import ApiClient, Resource
 
@@ -23,10 +24,6 @@ __all__ = ["claim", "set_owner_references"]
 
 Obj = dict[str, Any]
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 async def set_owner_references(client: ApiClient, res: Resource, obj: Obj,

@@ -32,6 +32,7 @@ from typing import Any
 
 from control.api.clock import format_time, parse_time
 from control.api.errors import AlreadyExists, APIError, Forbidden, NotFound
+from control.api.objects import meta as _meta
 from control.client import NORMAL, WARNING, object_key
 from control.client import resources as R
 
@@ -57,10 +58,6 @@ log = logging.getLogger("ketch.controllers.cronjob")
 Obj = dict[str, Any]
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _uid(o: Obj) -> str:

@@ -28,11 +28,13 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Conflict, Forbidden, NotFound
-from control.api.selectors import LabelSelector, SelectorError, from_label_selector
+from control.api.objects import meta as _meta
+from control.api.objects import spec_selector
+from control.api.selectors import LabelSelector
 from control.client import NORMAL, WARNING, object_key
 from control.client import resources as R
 
-from .base import Controller, ControllerContext
+from .base import ControllerContext
 from .daemonset_history import DaemonSetHistory
 from .daemonset_nodes import (
     daemon_pod_template,
@@ -51,7 +53,8 @@ from .daemonset_rollout import (
 )
 from .history import REVISION_LABEL
 from .owners import controller_of
-from .podutil import is_pod_ready, is_terminal, pod_from_template
+from .podowners import PodOwnerController
+from .podutil import is_terminal, pod_from_template
 from .refmanager import RefManager
 from .replicaset import BURST_REPLICAS, slow_start
 
@@ -62,20 +65,9 @@ log = logging.getLogger("ketch.controllers.daemonset")
 Obj = dict[str, Any]
 
 
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
-
-
-def _selector(ds: Obj) -> LabelSelector | None:
-    try:
-        return from_label_selector((ds.get("spec") or {}).get("selector"))
-    except SelectorError:
-        return None
-
-
-class DaemonSetController(Controller):
+class DaemonSetController(PodOwnerController):
     name = "daemonset"
+    resource = R.DAEMONSETS
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
@@ -87,8 +79,8 @@ class DaemonSetController(Controller):
         self.backoff = FailedPodBackoff()
         self.sets.add_handler(on_add=self.enqueue, on_update=lambda _o, n: self.enqueue(n),
                               on_delete=self._set_deleted)
-        self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
-                              on_delete=self._pod_deleted)
+        self.pods.add_handler(on_add=self.pod_added, on_update=self.pod_updated,
+                              on_delete=self.pod_deleted)
         self.nodes.add_handler(on_add=self._node_added, on_update=self._node_updated,
                                on_delete=self._node_deleted)
         self.revisions.add_handler(on_add=self._revision_changed,
@@ -103,63 +95,6 @@ class DaemonSetController(Controller):
     def _set_deleted(self, ds: Obj) -> None:
         self.expectations.forget(object_key(ds))
         self.enqueue(ds)
-
-    def _owner_key(self, obj: Obj) -> str | None:
-        ref = controller_of(obj)
-        if ref is None or ref.get("kind") != "DaemonSet":
-            return None
-        ds = self.sets.cache.get_by(_meta(obj).get("namespace", ""), ref.get("name", ""))
-        if ds is None or _meta(ds).get("uid") != ref.get("uid"):
-            return None
-        return object_key(ds)
-
-    def _matching_sets(self, obj: Obj) -> list[str]:
-        labels = _meta(obj).get("labels") or {}
-        keys = []
-        for ds in self.sets.cache.by_index("namespace", _meta(obj).get("namespace", "")):
-            sel = _selector(ds)
-            if sel is not None and not sel.empty and sel.matches(labels):
-                keys.append(object_key(ds))
-        return keys
-
-    def _pod_added(self, pod: Obj) -> None:
-        if _meta(pod).get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-        elif controller_of(pod) is None:
-            for k in self._matching_sets(pod):
-                self.enqueue(k)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old is new:
-            return
-        if _meta(new).get("deletionTimestamp"):
-            self._pod_deleted(new)
-            return
-        old_ref, new_ref = controller_of(old), controller_of(new)
-        if old_ref != new_ref and old_ref is not None and (k := self._owner_key(old)):
-            self.enqueue(k)
-        key = self._owner_key(new)
-        if key is not None:
-            self.enqueue(key)
-            ds = self.sets.cache.get(key) or {}
-            mrs = int((ds.get("spec") or {}).get("minReadySeconds") or 0)
-            if mrs > 0 and is_pod_ready(new) and not is_pod_ready(old):
-                self.enqueue_after(key, mrs + 1)
-        elif new_ref is None and (old_ref is not None or
-                                  _meta(old).get("labels") != _meta(new).get("labels")):
-            for k in self._matching_sets(new):
-                self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, object_key(pod))
-            self.enqueue(key)
 
     def _node_added(self, node: Obj) -> None:
         for ds in self.sets.cache.items():
@@ -179,11 +114,11 @@ class DaemonSetController(Controller):
                 self.enqueue(ds)
 
     def _revision_changed(self, rev: Obj) -> None:
-        key = self._owner_key(rev)
+        key = self.owner_key(rev)
         if key is not None:
             self.enqueue(key)
         elif controller_of(rev) is None:
-            for k in self._matching_sets(rev):
+            for k in self.matching_owners(rev):
                 self.enqueue(k)
 
     # --- reconcile -------------------------------------------------------------------------------
@@ -193,7 +128,7 @@ class DaemonSetController(Controller):
         if ds is None:
             self.expectations.forget(key)
             return None
-        selector = _selector(ds)
+        selector = spec_selector(ds)
         if selector is None:
             self.recorder.event(ds, WARNING, "InvalidSelector", "invalid selector")
             return None
@@ -256,7 +191,7 @@ class DaemonSetController(Controller):
     def _claimed(self, ds: Obj) -> list[Obj]:
         """The pods the DaemonSet controls and selects, as the cache has them now, without
         finished pods being deleted (``getNodesToDaemonPods`` without deleted terminal)."""
-        selector = _selector(ds)
+        selector = spec_selector(ds)
         return _live([p for p in self._owned(ds) if selector is not None
                       and selector.matches(_meta(p).get("labels") or {})])
 

@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 from control.api.errors import AlreadyExists, Conflict
+from control.api.objects import meta as _meta
 from control.client import ApiClient
 from control.client import resources as R
 
@@ -33,10 +34,6 @@ __all__ = ["DaemonSetHistory", "matches_template"]
 
 Obj = dict[str, Any]
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def matches_template(ds: Obj, revision: Obj) -> bool:

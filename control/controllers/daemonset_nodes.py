@@ -17,6 +17,7 @@ from typing import Any
 
 from control.api.clock import parse_time
 from control.api.nodeaffinity import RequiredNodeAffinity
+from control.api.objects import meta as _meta
 from control.api.taints import NO_EXECUTE, NO_SCHEDULE, find_untolerated_taint, node_taints
 
 from .history import REVISION_LABEL
@@ -44,10 +45,6 @@ _DEFAULT_TOLERATIONS = (
 )
 _NETWORK_UNAVAILABLE = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _add_toleration(spec: Obj, key: str, effect: str) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.api.objects import meta as _meta
 from control.client import NORMAL, WARNING
 
 from .daemonset_nodes import (
@@ -36,10 +37,6 @@ __all__ = ["DaemonStatus", "FailedPodBackoff", "Plan", "daemon_status", "node_pl
 Obj = dict[str, Any]
 Event = tuple[str, str, str]  # (type, reason, message)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _name(o: Obj) -> str:

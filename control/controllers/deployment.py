@@ -35,6 +35,7 @@ import logging
 from typing import Any
 
 from control.api.errors import AlreadyExists, APIError, Forbidden, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector
 from control.client import NORMAL, WARNING
 from control.client import resources as R
@@ -63,10 +64,6 @@ log = logging.getLogger("ketch.controllers.deployment")
 Obj = dict[str, Any]
 _WAIT = 1.0  # look again this soon when the caches have not caught up with our writes
 
-
-def _meta(o: Obj | None) -> Obj:
-    meta: Obj = (o or {}).get("metadata") or {}
-    return meta
 
 
 def _swap(rss: list[Obj], new: Obj) -> None:

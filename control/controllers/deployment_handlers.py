@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector, SelectorError, from_label_selector
 from control.client import Informer, object_key
 
@@ -18,10 +19,6 @@ __all__ = ["DeploymentHandlers", "selector_of"]
 
 Obj = dict[str, Any]
 
-
-def _meta(o: Obj | None) -> Obj:
-    meta: Obj = (o or {}).get("metadata") or {}
-    return meta
 
 
 def selector_of(d: Obj) -> LabelSelector | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from control.api.catalog import lookup_kind
 from control.api.errors import APIError, Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import SelectorError, from_label_selector
 from control.client import NORMAL, WARNING, object_key, split_key
 from control.client import resources as R
@@ -46,10 +47,6 @@ Obj = dict[str, Any]
 FAILED_RETRY = 30.0
 POD = "pod:"  # keys of pods whose DisruptionTarget condition may go stale
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _group(api_version: str) -> str:

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Forbidden, NotFound
+from control.api.objects import meta as _meta
 from control.client import WARNING, split_key
 from control.client import resources as R
 
@@ -50,10 +51,6 @@ Obj = dict[str, Any]
 LEADER_ANNOTATION = "control-plane.alpha.kubernetes.io/leader"
 STALE_RETRY = 0.1
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 class EndpointsController(Controller):

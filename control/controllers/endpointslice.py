@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Forbidden, NotFound
+from control.api.objects import meta as _meta
 from control.client import WARNING, split_key
 from control.client import resources as R
 
@@ -52,10 +53,6 @@ SLICE_CHANGE_DELAY = 1.0
 NODE_RETRY = 5.0
 STALE_PATIENCE = 10.0
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 class _Tracker:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from control.api.clock import format_time, parse_time
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector, SelectorError, selector_from_set
 from control.client import object_key
 
@@ -30,10 +31,6 @@ Obj = dict[str, Any]
 LAST_CHANGE_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 HEADLESS_LABEL = "service.kubernetes.io/headless"
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def service_selector(svc: Obj) -> LabelSelector | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from control.api.clock import parse_time
 from control.api.errors import AlreadyExists, Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector
 from control.client import ApiClient, ObjectCache
 from control.client import resources as R
@@ -46,10 +47,6 @@ _GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u202
                "\u2029": "\\u2029"}
 _EPOCH = dt.datetime.min.replace(tzinfo=dt.UTC)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def canonical(data: Any) -> bytes:

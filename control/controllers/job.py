@@ -27,6 +27,7 @@ from typing import Any
 
 from control.api.clock import parse_time
 from control.api.errors import Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector, SelectorError, from_label_selector
 from control.client import WARNING, object_key
 from control.client import resources as R
@@ -53,10 +54,6 @@ log = logging.getLogger("ketch.controllers.job")
 Obj = dict[str, Any]
 _ORPHAN = "pod:"
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _uid(o: Obj) -> str:

@@ -16,6 +16,7 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from control.api.errors import APIError, Forbidden, NotFound
+from control.api.objects import meta as _meta
 from control.client import NORMAL, WARNING, object_key
 from control.client import resources as R
 
@@ -55,10 +56,6 @@ Obj = dict[str, Any]
 MAX_PER_SYNC = 500
 _INDEX_ENV = "JOB_COMPLETION_INDEX"
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def remove_finalizer_patch() -> Obj:

@@ -22,6 +22,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from control.api.errors import APIError, NotFound
+from control.api.objects import meta as _meta
 from control.client import NORMAL, WARNING
 from control.client import resources as R
 
@@ -76,10 +77,6 @@ def _can_remove_finalizer(st: SyncState, pod: Obj, failed: bool) -> bool:
         return True
     return failed and st.delayed.get(completion_index(pod)) is not pod
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 async def track_status(ctl: JobController, st: SyncState, needs_flush: bool) -> None:

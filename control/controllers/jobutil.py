@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control.api.clock import parse_time
+from control.api.objects import meta as _meta
 
 __all__ = [
     "BACKOFF_BASE", "BACKOFF_MAX", "COMPLETION_INDEX", "CONTROLLER_UID_LABEL",
@@ -38,10 +39,6 @@ BACKOFF_MAX = 600.0
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def find_condition(conditions: Iterable[Obj], kind: str) -> Obj | None:

@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.client import OutcomeUnknown, object_key
 from control.client import resources as R
 
@@ -33,10 +34,6 @@ log = logging.getLogger("ketch.controllers.nodeipam")
 Obj = dict[str, Any]
 FULL_RETRY = 60.0
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def node_cidrs(node: Obj) -> list[str]:

@@ -33,6 +33,7 @@ import logging
 from typing import Any
 
 from control.api.errors import APIError, Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.client import resources as R
 
 from .base import Controller, ControllerContext
@@ -75,10 +76,6 @@ SECONDARY_EVICTION_RATE = 0.01  # --secondary-node-eviction-rate
 LARGE_CLUSTER_THRESHOLD = 50  # --large-cluster-size-threshold
 PARALLEL = 8  # nodes checked at once (nodeUpdateWorkerSize)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _same(a: Obj, b: Obj) -> bool:

@@ -26,6 +26,7 @@ import logging
 from typing import Any
 
 from control.api.errors import Conflict, NotFound
+from control.api.objects import meta as _meta
 from control.api.taints import node_taints
 from control.client import resources as R
 
@@ -40,10 +41,6 @@ Obj = dict[str, Any]
 OUT_OF_SERVICE_TAINT = "node.kubernetes.io/out-of-service"
 _KEY = "gc"
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _evicted(pod: Obj) -> bool:

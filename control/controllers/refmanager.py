@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from control.api.errors import Conflict, Invalid, NotFound
+from control.api.objects import meta as _meta
 from control.api.selectors import LabelSelector
 from control.client import ApiClient, Resource
 
@@ -24,10 +25,6 @@ __all__ = ["RefManager", "owner_still_there"]
 
 Obj = dict[str, Any]
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 async def owner_still_there(client: ApiClient, res: Resource, owner: Obj) -> bool:

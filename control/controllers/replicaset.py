@@ -31,12 +31,15 @@ from typing import Any
 
 from control.api.clock import parse_time
 from control.api.errors import APIError, Conflict, Forbidden, NotFound
-from control.api.selectors import LabelSelector, SelectorError, from_label_selector
+from control.api.objects import meta as _meta
+from control.api.objects import spec_selector
+from control.api.selectors import LabelSelector
 from control.client import NORMAL, WARNING, object_key
 from control.client import resources as R
 
-from .base import Controller, ControllerContext
+from .base import ControllerContext
 from .owners import controller_of, owner_ref
+from .podowners import PodOwnerController
 from .podutil import (
     is_pod_active,
     is_pod_available,
@@ -51,11 +54,6 @@ log = logging.getLogger("ketch.controllers.replicaset")
 
 Obj = dict[str, Any]
 BURST_REPLICAS = 500  # at most this many creations or deletions per reconcile
-
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _rank(pod: Obj) -> tuple[Any, ...]:
@@ -98,7 +96,7 @@ async def slow_start(count: int, create: Any, *, initial: int = 1) -> tuple[int,
     return done, errors
 
 
-class ReplicaSetController(Controller):
+class ReplicaSetController(PodOwnerController):
     name = "replicaset"
     #: The kind this controller manages (the Deployment controller's ReplicaSets are these).
     resource = R.REPLICASETS
@@ -109,8 +107,8 @@ class ReplicaSetController(Controller):
         self.pods = ctx.informer(R.PODS)
         self.sets.add_handler(on_add=self.enqueue, on_update=self._set_updated,
                               on_delete=self._set_deleted)
-        self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
-                              on_delete=self._pod_deleted)
+        self.pods.add_handler(on_add=self.pod_added, on_update=self.pod_updated,
+                              on_delete=self.pod_deleted)
 
     def primary(self) -> Any:
         return self.sets
@@ -124,68 +122,6 @@ class ReplicaSetController(Controller):
         self.expectations.forget(object_key(obj))
         self.enqueue(obj)
 
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != self.resource.kind:
-            return None
-        ns = _meta(pod).get("namespace", "")
-        owner = self.sets.cache.get_by(ns, ref.get("name", ""))
-        if owner is None or _meta(owner).get("uid") != ref.get("uid"):
-            return None
-        return object_key(owner)
-
-    def _orphan_owners(self, pod: Obj) -> list[str]:
-        labels = _meta(pod).get("labels") or {}
-        ns = _meta(pod).get("namespace", "")
-        keys = []
-        for s in self.sets.cache.by_index("namespace", ns):
-            sel = _selector(s)
-            if sel is not None and not sel.empty and sel.matches(labels):
-                keys.append(object_key(s))
-        return keys
-
-    def _pod_added(self, pod: Obj) -> None:
-        if _meta(pod).get("deletionTimestamp"):
-            self._pod_deleted(pod)
-            return
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-        elif controller_of(pod) is None:
-            for k in self._orphan_owners(pod):
-                self.enqueue(k)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old is new:  # resync
-            return
-        if _meta(new).get("deletionTimestamp") and not _meta(old).get("deletionTimestamp"):
-            key = self._owner_key(new)
-            if key is not None:
-                self.expectations.deletion_observed(key, object_key(new))
-        old_ref, new_ref = controller_of(old), controller_of(new)
-        if old_ref != new_ref and old_ref is not None:
-            old_key = self._owner_key(old)
-            if old_key is not None:
-                self.enqueue(old_key)
-        key = self._owner_key(new)
-        if key is not None:
-            self.enqueue(key)
-            owner = self.sets.cache.get(key)
-            mrs = int(((owner or {}).get("spec") or {}).get("minReadySeconds") or 0)
-            if mrs > 0 and is_pod_ready(new) and not is_pod_ready(old):
-                self.enqueue_after(key, mrs + 1)
-        elif new_ref is None and (_meta(old).get("labels") != _meta(new).get("labels")
-                                  or old_ref is not None):
-            for k in self._orphan_owners(new):
-                self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.deletion_observed(key, object_key(pod))
-            self.enqueue(key)
-
     # --- reconcile -----------------------------------------------------------------------------
 
     async def reconcile(self, key: str) -> float | None:
@@ -193,7 +129,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             self.expectations.forget(key)
             return None
-        selector = _selector(rs)
+        selector = spec_selector(rs)
         problem = _selector_problem(rs, selector)
         if problem:
             self.recorder.event(rs, WARNING, "InvalidSelector", problem)
@@ -370,13 +306,6 @@ class ReplicaSetController(Controller):
                 return
             status = self._status(fresh, pods, error)
             await self.client.update_status(self.resource, {**fresh, "status": status})
-
-
-def _selector(rs: Obj) -> LabelSelector | None:
-    try:
-        return from_label_selector((rs.get("spec") or {}).get("selector"))
-    except SelectorError:
-        return None
 
 
 def _selector_problem(rs: Obj, selector: LabelSelector | None) -> str:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from control.api.objects import meta as _meta
+
 from .endpointutil import (
     HEADLESS_LABEL,
     find_port,
@@ -54,10 +56,6 @@ class SlicePlan:
     #: Pods left out for now (their node is not known yet): retry the Service later.
     problems: list[str] = field(default_factory=list)
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def address_types(svc: Obj) -> list[str]:

@@ -17,14 +17,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from control.api.selectors import LabelSelector, SelectorError, from_label_selector
-from control.client import WARNING, object_key
+from control.api.objects import meta as _meta
+from control.api.objects import spec_selector
+from control.api.selectors import LabelSelector
+from control.client import WARNING
 from control.client import resources as R
 
-from .base import Controller, ControllerContext
+from .base import ControllerContext
 from .history import owned_revisions
 from .owners import controller_of
-from .podutil import is_pod_ready
+from .podowners import PodOwnerController
 from .refmanager import RefManager
 from .statefulset_control import StatefulSetControl
 from .statefulset_pods import is_member_of, replicas
@@ -36,20 +38,10 @@ log = logging.getLogger("ketch.controllers.statefulset")
 Obj = dict[str, Any]
 
 
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
-
-
-def _selector(sts: Obj) -> LabelSelector | None:
-    try:
-        return from_label_selector((sts.get("spec") or {}).get("selector"))
-    except SelectorError:
-        return None
-
-
-class StatefulSetController(Controller):
+class StatefulSetController(PodOwnerController):
     name = "statefulset"
+    resource = R.STATEFULSETS
+    tracks_expectations = False  # pod names are fixed (see the module docstring)
 
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
@@ -58,62 +50,13 @@ class StatefulSetController(Controller):
         self.revisions = ctx.informer(R.CONTROLLERREVISIONS)
         self.control = StatefulSetControl(self.client, self.recorder, self.clock)
         self.watch(self.sets)
-        self.pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated,
-                              on_delete=self._pod_deleted)
+        self.pods.add_handler(on_add=self.pod_added, on_update=self.pod_updated,
+                              on_delete=self.pod_deleted)
 
     def primary(self) -> Any:
         return self.sets
 
     # --- handlers ------------------------------------------------------------------------------
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.get("kind") != "StatefulSet":
-            return None
-        sts = self.sets.cache.get_by(_meta(pod).get("namespace", ""), ref.get("name", ""))
-        if sts is None or _meta(sts).get("uid") != ref.get("uid"):
-            return None
-        return object_key(sts)
-
-    def _matching_sets(self, pod: Obj) -> list[str]:
-        labels = _meta(pod).get("labels") or {}
-        keys = []
-        for sts in self.sets.cache.by_index("namespace", _meta(pod).get("namespace", "")):
-            sel = _selector(sts)
-            if sel is not None and not sel.empty and sel.matches(labels):
-                keys.append(object_key(sts))
-        return keys
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.enqueue(key)
-        elif controller_of(pod) is None and not _meta(pod).get("deletionTimestamp"):
-            for k in self._matching_sets(pod):
-                self.enqueue(k)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if old is new:
-            return
-        old_ref, new_ref = controller_of(old), controller_of(new)
-        if old_ref != new_ref and old_ref is not None and (k := self._owner_key(old)):
-            self.enqueue(k)
-        key = self._owner_key(new)
-        if key is not None:
-            self.enqueue(key)
-            sts = self.sets.cache.get(key) or {}
-            mrs = int((sts.get("spec") or {}).get("minReadySeconds") or 0)
-            if mrs > 0 and is_pod_ready(new) and not is_pod_ready(old):
-                self.enqueue_after(key, mrs + 1)
-        elif new_ref is None and (old_ref is not None or
-                                  _meta(old).get("labels") != _meta(new).get("labels")):
-            for k in self._matching_sets(new):
-                self.enqueue(k)
-
-    def _pod_deleted(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.enqueue(key)
 
     # --- reconcile -------------------------------------------------------------------------------
 
@@ -121,7 +64,7 @@ class StatefulSetController(Controller):
         sts = self.sets.cache.get(key)
         if sts is None:
             return None
-        selector = _selector(sts)
+        selector = spec_selector(sts)
         if selector is None or selector.empty:
             self.recorder.event(sts, WARNING, "InvalidSelector",
                                 "invalid selector" if selector is None else

@@ -31,6 +31,7 @@ from typing import Any
 
 from control.api.clock import Clock
 from control.api.errors import APIError, NotFound
+from control.api.objects import meta as _meta
 from control.client import NORMAL, WARNING, ApiClient, Recorder
 from control.client import resources as R
 
@@ -68,10 +69,6 @@ __all__ = ["StatefulSetControl"]
 
 Obj = dict[str, Any]
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _name(o: Obj) -> str:

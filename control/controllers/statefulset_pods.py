@@ -18,6 +18,8 @@ import datetime as dt
 import re
 from typing import Any
 
+from control.api.objects import meta as _meta
+
 from .history import REVISION_LABEL
 from .podutil import is_pod_available, is_pod_ready, pod_from_template
 
@@ -34,10 +36,6 @@ POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 _NAME = re.compile(r"^(.*)-([0-9]+)$")
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def _spec(o: Obj) -> Obj:

@@ -26,6 +26,7 @@ from typing import Any
 
 from control.api.clock import parse_time
 from control.api.errors import NotFound
+from control.api.objects import meta as _meta
 from control.api.taints import node_taints, pod_tolerations, tolerates
 from control.client import NORMAL, object_key
 from control.client import resources as R
@@ -39,10 +40,6 @@ log = logging.getLogger("ketch.controllers.tainteviction")
 Obj = dict[str, Any]
 FOREVER = -1.0
 
-
-def _meta(o: Obj) -> Obj:
-    meta: Obj = o.get("metadata") or {}
-    return meta
 
 
 def no_execute_taints(node: Obj | None) -> list[Obj]:

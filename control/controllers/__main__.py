@@ -135,12 +135,17 @@ async def amain(args: argparse.Namespace) -> int:
     identity = lease_identity()
     writes = WriteLog(args.record_writes, identity, then=metrics.request) \
         if args.record_writes else None
+    # The Lease is renewed on a client of its own (kube-controller-manager's "leader-election"
+    # client): behind the controllers' hundred busy connections and rate limit, a renewal
+    # waited past the renew deadline on a loaded apiserver and the manager exited.
     async with ApiClient(config, user_agent="kube-controller-manager/ketch",
                          qps=args.kube_api_qps, burst=args.kube_api_burst,
-                         on_request=writes or metrics.request) as client:
+                         on_request=writes or metrics.request) as client, \
+            ApiClient(config, user_agent="kube-controller-manager/ketch leader-election",
+                      timeout=args.leader_elect_renew_deadline) as lease_client:
         elector = None
         if args.leader_elect:
-            elector = LeaderElector(client, LeaseConfig(
+            elector = LeaderElector(lease_client, LeaseConfig(
                 *LEASE, identity, lease_duration=args.leader_elect_lease_duration,
                 renew_deadline=args.leader_elect_renew_deadline,
                 retry_period=args.leader_elect_retry_period))

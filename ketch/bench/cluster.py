@@ -46,6 +46,7 @@ from ketch.bench.cluster_load import (
 from ketch.bench.cluster_procs import Component, Fleet, Sampler, log_tail
 from ketch.bench.cluster_report import (
     GIB,
+    WAIT_METRIC,
     Result,
     estimate_memory,
     format_report,
@@ -59,6 +60,7 @@ __all__ = ["add_parser", "run_cluster"]
 
 _MAX_PODS_PER_NODE = 110
 _FDS_PER_NODE = 8
+_HZ = os.sysconf("SC_CLK_TCK")
 _PROFILABLE = ("apiserver", "controller-manager", "scheduler", "hollow", "store")
 
 
@@ -149,6 +151,21 @@ class _Run:
         self._last_tick = 0.0
         self._last_report = 0.0
         self.spies: list[subprocess.Popen[bytes]] = []
+        self._note_at = time.monotonic()
+        self._note_ticks: dict[str, int] = {}
+
+    def cpu_note(self) -> str:
+        """Cores used by each kind of component since the last note."""
+        now, ticks = time.monotonic(), dict(self.sampler.ticks)
+        wall = now - self._note_at
+        used: dict[str, float] = {}
+        if self._note_ticks and wall > 0:
+            for name, t in ticks.items():
+                kind = self.sampler.known[name].kind
+                delta = (t - self._note_ticks.get(name, t)) / _HZ
+                used[kind] = used.get(kind, 0.0) + delta / wall
+        self._note_at, self._note_ticks = now, ticks
+        return " ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]))
 
     def tick(self) -> None:
         """About once a second: sample every process, stop on a crash, report progress."""
@@ -162,9 +179,23 @@ class _Run:
                 _progress(f"    {line}")
             raise _Crashed(comp, how, self.phase)
 
-    async def scrape(self, client: ApiClient) -> dict[Any, Any]:
-        reply = await client.raw("GET", "/metrics")
-        return parse_histograms(reply.body.decode())
+    async def scrape(self, client: ApiClient) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """The apiserver's request latency and flow-control wait histograms (empty when it
+        cannot be reached: it may be what crashed)."""
+        try:
+            reply = await client.raw("GET", "/metrics")
+        except Exception:  # noqa: BLE001 - the figures are then missing, not the run
+            return {}, {}
+        text = reply.body.decode()
+        return parse_histograms(text), parse_histograms(text, WAIT_METRIC)
+
+    def record(self, name: str, started: float, before: tuple[dict[Any, Any], dict[Any, Any]],
+               after: tuple[dict[Any, Any], dict[Any, Any]]) -> None:
+        res = self.result
+        res.phases[name] = self.sampler.end()
+        res.walls[name] = time.monotonic() - started
+        res.api[name] = subtract(after[0], before[0])
+        res.waits[name] = subtract(after[1], before[1])
 
     async def wait_ready_nodes(self, client: ApiClient) -> float:
         started = time.monotonic()
@@ -245,22 +276,20 @@ async def _phase(run: _Run, client: ApiClient, tracker: PodTracker, name: str,
         run.tick()
         if time.monotonic() - last[0] >= 10.0:
             last[0] = time.monotonic()
-            _progress(_status_line(tracker, name, total, started))
+            _progress(f"{_status_line(tracker, name, total, started)}; cores: {run.cpu_note()}")
 
+    ok = False
     try:
         ok = await tracker.until(lambda: tracker.count(name, "running") >= total
                                  and creating.done(), run.args.timeout, tick)
-    finally:
+    finally:  # a crash or a timeout still leaves this phase's figures up to now
         if not creating.done():
             creating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await creating
-    ended = time.monotonic()
-    res.phases[name] = run.sampler.end()
-    res.walls[name] = ended - started
-    res.api[name] = subtract(await run.scrape(client), before)
-    res.windows[name] = tracker.throughput(started, ended)
-    _progress(_status_line(tracker, name, total, started))
+        run.record(name, started, before, await run.scrape(client))
+        res.windows[name] = tracker.throughput(started, time.monotonic())
+        _progress(_status_line(tracker, name, total, started))
     if not ok:
         res.errors.append(f"{name}: only {tracker.count(name, 'running'):,}/{total:,} pods "
                           f"running after {run.args.timeout:.0f}s")
@@ -294,13 +323,12 @@ async def _measure(fleet: Fleet, args: argparse.Namespace, result: Result) -> No
                 run.phase = "idle"
                 run.sampler.begin()
                 before = await run.scrape(client)
-                end = time.monotonic() + args.idle
+                started = time.monotonic()
+                end = started + args.idle
                 while time.monotonic() < end:
                     run.tick()
                     await asyncio.sleep(0.2)
-                result.phases["idle"] = run.sampler.end()
-                result.walls["idle"] = args.idle
-                result.api["idle"] = subtract(await run.scrape(client), before)
+                run.record("idle", started, before, await run.scrape(client))
             finally:
                 follow.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

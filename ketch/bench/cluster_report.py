@@ -23,7 +23,7 @@ from ketch.bench.load import percentile
 from ketch.bench.machine import CpuShare
 from ketch.bench.report import _num, _render
 
-__all__ = ["COSTS", "GIB", "MUTATING", "Hist", "Result", "Totals", "api_rows",
+__all__ = ["COSTS", "GIB", "MUTATING", "WAIT_METRIC", "Hist", "Result", "Totals", "api_rows",
            "estimate_memory", "format_report", "histogram_quantile", "parse_histograms",
            "startup_row", "subtract", "to_json"]
 
@@ -34,6 +34,7 @@ STARTUP_SLO = 5.0
 SCHEDULING_TARGET = 300.0
 RSS_LIMIT = 4 * GIB
 _METRIC = "apiserver_request_duration_seconds"
+WAIT_METRIC = "apiserver_flowcontrol_request_wait_duration_seconds"
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class Result:
     walls: dict[str, float] = field(default_factory=dict)
     phases: dict[str, dict[str, Usage]] = field(default_factory=dict)
     api: dict[str, dict[Any, Hist]] = field(default_factory=dict)
+    waits: dict[str, dict[Any, Hist]] = field(default_factory=dict)
     windows: dict[str, list[float]] = field(default_factory=dict)
     rss: dict[str, dict[str, int]] = field(default_factory=dict)
     peak: dict[str, int] = field(default_factory=dict)
@@ -334,6 +336,12 @@ def format_report(r: Result) -> str:
                        f"{'✓' if p99 <= STARTUP_SLO else '✗'} (saturation pods: "
                        f"clusterloader2's threshold is 1 h)")
     for phase in ("saturation", "latency", "idle"):
+        if r.waits.get(phase):
+            out += ["", f"flow control during {phase}: requests (p99 wait) by priority level: "
+                    + ", ".join(f"{dict(k).get('priority_level')} {int(h.total):,} "
+                                f"({_num(histogram_quantile(0.99, h) * 1000, '.0f')} ms)"
+                                for k, h in sorted(r.waits[phase].items(),
+                                                   key=lambda kv: -kv[1].total))]
         if r.api.get(phase):
             table, met = api_rows(r.api[phase], top=12)
             out += ["", (f"API calls during {phase} (server side; SLO: mutating p99 ≤ 1 s, "
@@ -358,11 +366,13 @@ def to_json(r: Result) -> dict[str, Any]:
         return {"count": h.total, "p50": histogram_quantile(0.5, h),
                 "p99": histogram_quantile(0.99, h), "within_1s": h.within(1.0)}
 
-    out = {k: v for k, v in asdict(r).items() if k not in ("api", "phases", "startup",
-                                                             "machine")}
+    out = {k: v for k, v in asdict(r).items() if k not in ("api", "waits", "phases",
+                                                             "startup", "machine")}
     out["machine_others"] = r.machine.others if r.machine else None
     out["api"] = {p: {"/".join(v for _, v in key): hist(h) for key, h in hs.items()}
                   for p, hs in r.api.items()}
+    out["waits"] = {p: {"/".join(v for _, v in key): hist(h) for key, h in hs.items()}
+                    for p, hs in r.waits.items()}
     out["phases"] = {p: {n: asdict(u) for n, u in us.items()} for p, us in r.phases.items()}
     out["startup"] = {g: {k: {"p50": percentile(sorted(v), 50), "p90": percentile(sorted(v), 90),
                               "p99": percentile(sorted(v), 99), "n": len(v)} if v else {}

@@ -339,11 +339,11 @@ async def test_rbac_and_quota_on_custom_resources(api: InProcessAPI) -> None:
         await admin.create(bindings, {"metadata": {"name": "bk", "namespace": "default"},
                                       "roleRef": {"apiGroup": RBAC, "kind": "Role",
                                                   "name": "bk"},
-                                      "subjects": [{"kind": "User", "name": "ops"}]})
+                                      "subjects": [{"kind": "User", "name": "backup-operator"}]})
         await admin.create(quotas, {"metadata": {"name": "q", "namespace": "default"},
                                     "spec": {"hard": {"count/backups.example.com": "1"}}})
-        issue_user(api.certs, "ops")
-        async with api.client(user_paths(api.certs, "ops")) as ops:
+        issue_user(api.certs, "backup-operator")
+        async with api.client(user_paths(api.certs, "backup-operator")) as ops:
             async def allowed() -> bool:
                 await ops.list(BACKUPS, "default")
                 return True

@@ -170,3 +170,26 @@ async def test_work_stopped_by_the_fence_is_a_step_down_not_a_failure(
         assert not task.done()  # still campaigning, as a standby
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_release_frees_the_lease_even_when_the_last_renewal_lost_its_answer(
+        api: InProcessAPI) -> None:
+    """A renewal cancelled mid-flight may be applied without its answer reaching the elector,
+    whose copy of the Lease is then one resourceVersion behind: the release must still free
+    it (the standby waited out the whole lease duration when the release hit a 409)."""
+    async with api.client() as ca, api.client() as admin:
+        a = LeaderElector(ca, config("a", lease_duration=30, renew_deadline=20,
+                                     retry_period=5))
+
+        async def lead() -> None:
+            await asyncio.Event().wait()
+
+        ta = asyncio.create_task(a.run(lead))
+        await until(a.is_leading)
+        lease = await admin.get(R.LEASES, "test-lock", "kube-system")
+        lease["spec"]["renewTime"] = "2026-12-05T00:00:00.000000Z"  # the renewal "a" never heard
+        await admin.update(R.LEASES, lease)
+        ta.cancel()
+        await asyncio.gather(ta, return_exceptions=True)
+        freed = await admin.get(R.LEASES, "test-lock", "kube-system")
+        assert freed["spec"].get("holderIdentity") is None

@@ -239,14 +239,29 @@ class LeaderElector:
         lease = self._lease
         if lease is None or self.holder != self.config.identity:
             return
-        now = format_time(self.clock.now(), micro=True)
-        spec = {**(lease.get("spec") or {}), "holderIdentity": None, "leaseDurationSeconds": 1,
-                "renewTime": now, "acquireTime": now}
         try:
-            await asyncio.wait_for(self.client.update(LEASES, {**lease, "spec": spec}), 2.0)
+            await asyncio.wait_for(self._clear_holder(lease), 2.0)
             log.info("%s: released lease %s/%s", self.config.identity, self.config.namespace,
                      self.config.name)
         except (APIError, TimeoutError) as e:
             log.info("%s: could not release lease: %s", self.config.identity, e)
         finally:
             self._set_leading(False)
+
+    async def _clear_holder(self, lease: dict[str, Any]) -> None:
+        """Write the Lease free; on a conflict read it again and free it if still ours (a
+        renewal cancelled mid-flight may have been applied without its answer reaching
+        ``self._lease``, leaving a stale resourceVersion)."""
+        for attempt in range(2):
+            now = format_time(self.clock.now(), micro=True)
+            spec = {**(lease.get("spec") or {}), "holderIdentity": None,
+                    "leaseDurationSeconds": 1, "renewTime": now, "acquireTime": now}
+            try:
+                await self.client.update(LEASES, {**lease, "spec": spec})
+                return
+            except Conflict:
+                if attempt:
+                    raise
+                lease = await self.client.get(LEASES, self.config.name, self.config.namespace)
+                if (lease.get("spec") or {}).get("holderIdentity") != self.config.identity:
+                    return  # someone else holds it now: nothing of ours to give up

@@ -10,6 +10,7 @@ import pytest
 
 from chaos.report import render_text, write_report
 from chaos.runner import run
+from store.errors import Unavailable
 
 pytestmark = pytest.mark.integration
 
@@ -85,13 +86,23 @@ async def test_the_pysyncobj_truncation_bug_is_caught_when_the_workaround_is_off
     first or second leader kill in most runs (76, 138, 182 writes lost).  The bug is a race,
     so the test allows up to MAX_RUNS runs (about 6 kills) to catch it."""
     kills = 0
-    for attempt in range(MAX_RUNS):
-        result = await _truncation_run(tmp_path, False, attempt)
+    readable, attempt = 0, 0
+    report = "no run could be read to the end"
+    while readable < MAX_RUNS and attempt <= MAX_RUNS:
+        attempt += 1
+        try:
+            result = await _truncation_run(tmp_path, False, attempt - 1)
+        except Unavailable:
+            # the unpatched store could not even serve its final read (a broken log after
+            # the restart, or a slow machine): that run decides nothing; one more may run
+            continue
+        readable += 1
+        report = render_text(result)
         kills += sum(1 for f in result.history.faults if f.name == "kill-leader")
         if _verdicts(result)["lost_writes"] == "violation":
             print(f"caught after {kills} leader kills")
             return
-    pytest.fail(f"no lost write after {kills} leader kills:\n{render_text(result)}")
+    pytest.fail(f"no lost write after {kills} leader kills:\n{report}")
 
 
 async def test_the_patched_store_loses_nothing_under_the_same_load(tmp_path: Path) -> None:

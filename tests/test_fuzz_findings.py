@@ -84,6 +84,36 @@ async def test_a_scale_patch_whose_spec_is_not_an_object_is_invalid(api: Any) ->
     assert status == 422 and got["reason"] == "Invalid"
 
 
+@pytest.mark.parametrize(("path", "ct", "body"), [
+    pytest.param("/status", "application/merge-patch+json", b'{"status": 1.5}', id="status"),
+    pytest.param("", "application/merge-patch+json", b'{"spec": true}', id="spec"),
+    pytest.param("", "application/json-patch+json",
+                 b'[{"op": "replace", "path": "/spec/replicas", "value": "x"}]', id="json"),
+    pytest.param("", "application/strategic-merge-patch+json",
+                 b'{"spec": {"template": {"spec": {"containers": 7}}}}', id="strategic"),
+])
+async def test_a_patch_whose_result_has_a_value_of_the_wrong_type_is_invalid(
+        api: Any, path: str, ct: str, body: bytes) -> None:
+    """A patch turned ``status`` into a number and it was stored: every later read of the
+    Deployment's /scale was a 500.  Kube decodes the patched object into its Go type: 422."""
+    deploy = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "typed"},
+              "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {
+                  "metadata": {"labels": {"a": "b"}},
+                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    url = "/apis/apps/v1/namespaces/default/deployments"
+    async with api.client() as admin:
+        r = await admin.raw("POST", url, body=deploy)
+        assert r.status in (201, 409)
+        before = (await admin.raw("GET", url + "/typed")).json()
+    status, got, _ = await _raw(api, "PATCH", f"{url}/typed{path}", body, ct)
+    assert status == 422 and got["reason"] == "Invalid", got
+    assert got["details"]["causes"][0]["field"] == "patch"
+    async with api.client() as admin:
+        after = (await admin.raw("GET", url + "/typed")).json()
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert (await admin.raw("GET", url + "/typed/scale")).status == 200
+
+
 async def test_a_warning_about_an_odd_field_name_is_an_ascii_header(api: Any) -> None:
     body = json.dumps({"metadata": {"name": "w"}, "data": {"a": "b"},
                        "\ud8c2\u2028x\r\n": 1}).encode()

@@ -7,9 +7,10 @@ kind) and server-side apply (field managers, conflicts).  A patch that sets
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from control.api.errors import APIError, BadRequest, Cause, Conflict
+from control.api.errors import APIError, BadRequest, Cause, Conflict, Invalid
 from control.apiserver.patching import (
     PatchError,
     apply_json_patch,
@@ -20,7 +21,7 @@ from control.apiserver.patching import (
 from control.apiserver.patching.apply import ApplyConflict, server_side_apply
 from control.apiserver.patching.schema import PatchSchema
 
-from .codec import parse_json, parse_yaml
+from .codec import parse_json, parse_yaml, type_error
 
 __all__ = ["APPLY", "apply_patch", "parse_patch", "patch_resource_version"]
 
@@ -65,20 +66,36 @@ def apply_patch(live: dict[str, Any] | None, patch: Any, media: str, *, kind: st
     try:
         if media == "application/json-patch+json":
             assert live is not None
-            return apply_json_patch(live, patch)
-        if media == "application/merge-patch+json":
+            out = apply_json_patch(live, patch)
+        elif media == "application/merge-patch+json":
             assert live is not None
-            return apply_merge_patch(live, patch)
-        if media == "application/strategic-merge-patch+json":
+            out = apply_merge_patch(live, patch)
+        elif media == "application/strategic-merge-patch+json":
             assert live is not None
-            return apply_strategic_merge_patch(live, patch, schema)
-        if not manager:
-            raise BadRequest("PATCH with apply requires a fieldManager query parameter")
-        return server_side_apply(live, patch, manager=manager, force=force, now=now,
-                                 schema=schema, api_version=api_version,
-                                 ignore_status=ignore_status)
+            out = apply_strategic_merge_patch(live, patch, schema)
+        else:
+            if not manager:
+                raise BadRequest("PATCH with apply requires a fieldManager query parameter")
+            out = server_side_apply(live, patch, manager=manager, force=force, now=now,
+                                    schema=schema, api_version=api_version,
+                                    ignore_status=ignore_status)
     except PatchError as e:
         raise _api_error(e) from None
+    _check_types(out, api_version, kind)
+    return out
+
+
+def _check_types(patched: dict[str, Any], api_version: str, kind: str) -> None:
+    """The patched object must decode as its kind, as kube's patcher decodes it into the Go
+    type: a value of the wrong JSON type (``{"status": 1.5}``, ``{"spec": true}``) is 422
+    ``patch: Invalid value``, never stored (custom kinds are checked by their schema)."""
+    problem = type_error(api_version, kind, patched)
+    if problem is None:
+        return
+    shown = json.dumps(patched, separators=(",", ":"))
+    shown = shown if len(shown) <= 512 else shown[:512] + "..."
+    raise Invalid("", "", [Cause("FieldValueInvalid", f"Invalid value: {json.dumps(shown)}: "
+                                 f"{problem}", "patch")])
 
 
 def check_conflict_free(expected: str | None, live: dict[str, Any], resource: str,

@@ -23,6 +23,7 @@ from ketch.bench.cluster_report import (
     parse_histograms,
     subtract,
     to_json,
+    traffic,
 )
 
 _METRICS = """# HELP apiserver_request_duration_seconds Request latency
@@ -163,7 +164,11 @@ def test_the_report_states_every_figure_beside_its_target() -> None:
     r.rss = {"control plane": {"apiserver-1": 100 << 20}, "nodes": {"apiserver-1": 150 << 20},
              "pods": {"apiserver-1": 300 << 20}}
     r.api = {"saturation": subtract(parse_histograms(_metrics(10, 0, 0, 5)), {})}
+    r.traffic = {"idle": {"store_writes_per_s": 120.0, "lease_writes_per_s": 100.0,
+                          "watch_events_per_s": 450.0, "watch_delay_p99_s": 0.0042}}
     text = format_report(r)
+    assert ("load during idle: store writes 120/s, Lease writes 100/s (kube: 1,000 nodes at "
+            "10 s = 100/s), watch events delivered 450/s, p99 delay 4.2 ms") in text
     assert "scheduling 150 pods/s" in text and "target ≥ 300 ✗" in text
     assert "p99 ≤ 5 s: 6.00 s ✗" in text  # nearest rank: the 99th of 100
     assert "mutating ✗" in text
@@ -173,3 +178,16 @@ def test_the_report_states_every_figure_beside_its_target() -> None:
     doc = to_json(r)
     assert doc["startup"]["latency"]["startup"]["p99"] == 6.0
     assert doc["api"]["saturation"]["pods/create"]["count"] == 15
+
+
+def test_the_steady_loads_come_from_revisions_lease_writes_and_watch_deliveries() -> None:
+    lease = Hist((0.1, math.inf), (40.0, 50.0), 50.0, 1.0)
+    other = Hist((0.1, math.inf), (7.0, 7.0), 7.0, 0.1)
+    delay = Hist((0.001, 0.01, math.inf), (90.0, 100.0, 100.0), 100.0, 0.2)
+    api = {(("resource", "leases"), ("verb", "update")): lease,
+           (("resource", "leases"), ("verb", "get")): other,
+           (("resource", "pods"), ("verb", "create")): other}
+    t = traffic(api, {(): delay}, revisions=570, wall=10.0)
+    assert t["store_writes_per_s"] == 57.0 and t["lease_writes_per_s"] == 5.0
+    assert t["watch_events_per_s"] == 10.0 and 0.001 < t["watch_delay_p99_s"] <= 0.01
+    assert traffic(api, {}, revisions=0, wall=0.0) == {}

@@ -48,4 +48,8 @@ def test_a_small_cluster_runs_every_pod_and_leaves_nothing_behind(tmp_path: Path
     assert figures["failed_pods"] == 0
     assert figures["startup"]["latency"]["startup"]["n"] == 25
     assert "pod startup" in proc.stdout and "API calls during saturation" in proc.stdout
+    assert "load during saturation: store writes" in proc.stdout
+    load = figures["traffic"]["saturation"]
+    assert load["store_writes_per_s"] > 0 and load["lease_writes_per_s"] > 0
+    assert load["watch_events_per_s"] > 0
     assert _ours(work) == []

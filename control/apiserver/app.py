@@ -186,6 +186,7 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
     cfg = cfg or ServerConfig()
     metrics = Metrics()
     metrics.watchers.set_function(lambda: api.cache.watcher_count)
+    api.watch_delivered = metrics.watch_delivered
     flow = FlowControl(cfg.max_requests_inflight, registry=metrics.registry)
     app = web.Application(middlewares=[pipeline(api.authorizer, metrics,
                                                  tokens=_token_authenticator(api)),

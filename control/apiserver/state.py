@@ -105,6 +105,9 @@ class APIState:
     #: Signs and checks service-account tokens; None: TokenRequest answers 503 and bearer
     #: tokens are refused.
     tokens: TokenIssuer | None = None
+    #: Called with each watch event's cache-receipt time (monotonic) as it is written to a
+    #: watcher's connection (the fan-out metrics); None: not counted.
+    watch_delivered: Callable[[float], None] | None = None
 
     @classmethod
     def build(cls, client: KeyValueStore, *, inputs: Inputs | None = None,

@@ -86,6 +86,9 @@ class CacheEvent:
     #: Encoded watch lines by event type, shared by every watcher that sends this event
     #: (with 1,000 watchers an event is encoded once, not 1,000 times).
     lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+    #: When the cache took the event from the store (monotonic): a delivery's delay is
+    #: measured from here (``apiserver_watch_event_delay_seconds``).
+    received: float = field(default=0.0, compare=False, repr=False)
 
 
 class Watcher:
@@ -200,7 +203,7 @@ class WatchCache:
             obj.setdefault("metadata", {})["resourceVersion"] = str(rev)
             self._objects.pop(key, None)
             typ = "DELETED"
-        event = CacheEvent(rev, typ, key, obj, prev)
+        event = CacheEvent(rev, typ, key, obj, prev, received=time.monotonic())
         self._index_key(key, prev, None if typ == "DELETED" else obj)
         self._events.append(event)
         if len(self._events) == self._events.maxlen:

@@ -209,7 +209,7 @@ async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
                 batch = [await watcher.queue.get()]
                 while not watcher.queue.empty():
                     batch.append(watcher.queue.get_nowait())
-                lines, ended = [], False
+                lines, sent, ended = [], [], False
                 for ev in batch:
                     if ev is None:
                         ended = True  # the cache reinitialised: the client re-watches
@@ -217,8 +217,11 @@ async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
                     line = _line_for(stream, flt, bookmarks, ev)
                     if line is not None:
                         lines.append(line)
+                        sent.append(ev)
                 if lines:
                     await stream.resp.write(b"".join(lines))
+                    for ev in sent:
+                        _delivered(stream, ev)
                 if ended:
                     return
     except TimeoutError:
@@ -226,6 +229,14 @@ async def _pump(stream: _Stream, watcher: Any, flt: Filter, bookmarks: bool,
 
 
 _SLOW_CLIENT_BYTES = 8 * 1024 * 1024
+
+
+def _delivered(stream: _Stream, ev: CacheEvent | None) -> None:
+    """Count an event (not a bookmark) written to a watcher, with its delay since the cache
+    took it from the store."""
+    hook = stream.api.watch_delivered
+    if hook is not None and ev is not None and ev.type != "BOOKMARK" and ev.received:
+        hook(ev.received)
 
 
 class _Sink:
@@ -253,6 +264,7 @@ class _Sink:
                 self.ended.set()
                 return
             t.write(b"%x\r\n%b\r\n" % (len(line), line))  # type: ignore[attr-defined]
+            _delivered(self.stream, ev)
             if t.get_write_buffer_size() > _SLOW_CLIENT_BYTES:  # type: ignore[attr-defined]
                 self.ended.set()
         except Exception:  # never into the cache's feed: end this watch, keep the others

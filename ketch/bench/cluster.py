@@ -45,6 +45,7 @@ from ketch.bench.cluster_load import (
 )
 from ketch.bench.cluster_procs import Component, Fleet, Sampler, log_tail
 from ketch.bench.cluster_report import (
+    DELAY_METRIC,
     GIB,
     WAIT_METRIC,
     Result,
@@ -53,10 +54,15 @@ from ketch.bench.cluster_report import (
     parse_histograms,
     subtract,
     to_json,
+    traffic,
 )
 from ketch.bench.machine import CpuMeter
 
 __all__ = ["add_parser", "run_cluster"]
+
+#: One scrape: request latency, flow-control wait and watch delay histograms; the store's
+#: revision.
+Scrape = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], int]
 
 _MAX_PODS_PER_NODE = 110
 _FDS_PER_NODE = 8
@@ -179,23 +185,28 @@ class _Run:
                 _progress(f"    {line}")
             raise _Crashed(comp, how, self.phase)
 
-    async def scrape(self, client: ApiClient) -> tuple[dict[Any, Any], dict[Any, Any]]:
-        """The apiserver's request latency and flow-control wait histograms (empty when it
-        cannot be reached: it may be what crashed)."""
+    async def scrape(self, client: ApiClient) -> Scrape:
+        """The apiserver's request latency, flow-control wait and watch delivery histograms
+        and the store's revision (empty when the apiserver cannot be reached: it may be what
+        crashed)."""
         try:
             reply = await client.raw("GET", "/metrics")
+            rv = (await client.list(R.NAMESPACES, limit=1))["metadata"]["resourceVersion"]
         except Exception:  # noqa: BLE001 - the figures are then missing, not the run
-            return {}, {}
+            return ({}, {}, {}, 0)
         text = reply.body.decode()
-        return parse_histograms(text), parse_histograms(text, WAIT_METRIC)
+        return (parse_histograms(text), parse_histograms(text, WAIT_METRIC),
+                parse_histograms(text, DELAY_METRIC), int(rv))
 
-    def record(self, name: str, started: float, before: tuple[dict[Any, Any], dict[Any, Any]],
-               after: tuple[dict[Any, Any], dict[Any, Any]]) -> None:
+    def record(self, name: str, started: float, before: Scrape, after: Scrape) -> None:
         res = self.result
         res.phases[name] = self.sampler.end()
-        res.walls[name] = time.monotonic() - started
+        res.walls[name] = wall = time.monotonic() - started
         res.api[name] = subtract(after[0], before[0])
         res.waits[name] = subtract(after[1], before[1])
+        if after[3] and before[3]:
+            res.traffic[name] = traffic(res.api[name], subtract(after[2], before[2]),
+                                        after[3] - before[3], wall)
 
     async def wait_ready_nodes(self, client: ApiClient) -> float:
         started = time.monotonic()

@@ -23,7 +23,7 @@ from ketch.bench.load import percentile
 from ketch.bench.machine import CpuShare
 from ketch.bench.report import _num, _render
 
-__all__ = ["COSTS", "GIB", "MUTATING", "WAIT_METRIC", "Hist", "Result", "Totals", "api_rows",
+__all__ = ["COSTS", "DELAY_METRIC", "GIB", "MUTATING", "WAIT_METRIC", "Hist", "Result", "Totals", "api_rows",
            "estimate_memory", "format_report", "histogram_quantile", "parse_histograms",
            "startup_row", "subtract", "to_json"]
 
@@ -35,6 +35,7 @@ SCHEDULING_TARGET = 300.0
 RSS_LIMIT = 4 * GIB
 _METRIC = "apiserver_request_duration_seconds"
 WAIT_METRIC = "apiserver_flowcontrol_request_wait_duration_seconds"
+DELAY_METRIC = "apiserver_watch_event_delay_seconds"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,22 @@ def parse_histograms(text: str, metric: str = _METRIC) -> dict[tuple[tuple[str, 
         bounds = tuple(sorted(e["buckets"]))
         out[key] = Hist(bounds, tuple(e["buckets"][b] for b in bounds), e["count"], e["sum"])
     return out
+
+
+def traffic(api: Mapping[tuple[tuple[str, str], ...], Hist], delay: Mapping[Any, Hist],
+            revisions: int, wall: float) -> dict[str, float]:
+    """One phase's steady loads: store writes/s (revisions; every write is one), Lease
+    writes/s (the node heartbeats and leader elections, from the API histogram), watch events
+    delivered to watchers per second and their p99 delay (the watch cache's receipt -> the
+    write to the watcher's connection)."""
+    if wall <= 0:
+        return {}
+    leases = sum(h.total for key, h in api.items()
+                 if dict(key).get("resource") == "leases" and dict(key).get("verb") in MUTATING)
+    merged = next(iter(delay.values()), None)
+    return {"store_writes_per_s": revisions / wall, "lease_writes_per_s": leases / wall,
+            "watch_events_per_s": (merged.total / wall) if merged else 0.0,
+            "watch_delay_p99_s": histogram_quantile(0.99, merged) if merged else math.nan}
 
 
 def subtract(after: Mapping[Any, Hist], before: Mapping[Any, Hist]) -> dict[Any, Hist]:
@@ -237,6 +254,7 @@ class Result:
     bound_rate: dict[str, float] = field(default_factory=dict)
     running: dict[str, int] = field(default_factory=dict)
     failed_pods: int = 0
+    traffic: dict[str, dict[str, float]] = field(default_factory=dict)
     crash: str = ""
     errors: list[str] = field(default_factory=list)
 
@@ -336,6 +354,13 @@ def format_report(r: Result) -> str:
                        f"{'✓' if p99 <= STARTUP_SLO else '✗'} (saturation pods: "
                        f"clusterloader2's threshold is 1 h)")
     for phase in ("saturation", "latency", "idle"):
+        t = r.traffic.get(phase)
+        if t:
+            out += ["", (f"load during {phase}: store writes {t['store_writes_per_s']:,.0f}/s, "
+                    f"Lease writes {t['lease_writes_per_s']:,.0f}/s (kube: 1,000 nodes at "
+                    f"10 s = 100/s), watch events delivered {t['watch_events_per_s']:,.0f}/s, "
+                    f"p99 delay {_num(t['watch_delay_p99_s'] * 1000, '.1f')} ms (watch "
+                    f"cache -> the watcher's connection)")]
         if r.waits.get(phase):
             out += ["", f"flow control during {phase}: requests (p99 wait) by priority level: "
                     + ", ".join(f"{dict(k).get('priority_level')} {int(h.total):,} "

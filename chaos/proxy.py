@@ -4,7 +4,11 @@ Each Raft peer link and each client link of a chaos cluster goes through a :clas
 Its two directions are set independently: ``PASS`` forwards bytes, ``DROP`` reads and discards
 them (a black hole: the sender's writes succeed, the receiver hears nothing, exactly like a
 network that drops packets; TCP timeouts then do the rest), ``Delay(s)`` forwards them ``s``
-seconds late, in order.  ``cut()`` resets every open connection.  Nothing here needs root.
+seconds late, in order.  ``LagStreams(s)`` delays only what streams: bytes that answer no
+recent request of that connection (a watch's events, long after its GET) go ``s`` seconds
+late, while a request's answer passes at once — an informer whose cache lags its own writes,
+as behind a lagging watch cache.  ``cut()`` resets every open connection.  Nothing here needs
+root.
 
 Asymmetric partitions are one direction dropped: "A hears B, B does not hear A".
 """
@@ -17,7 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-__all__ = ["DROP", "PASS", "Delay", "LinkProxy", "Mode"]
+__all__ = ["DROP", "PASS", "Delay", "LagStreams", "LinkProxy", "Mode"]
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +31,25 @@ class Delay:
     seconds: float
 
 
+@dataclass(frozen=True)
+class LagStreams:
+    """Delay by ``seconds`` the chunks of one direction that come more than ``quiet`` seconds
+    after the other direction of the connection last sent anything (use on ``backward``)."""
+
+    seconds: float
+    quiet: float = 0.5
+
+
 PASS = "pass"
 DROP = "drop"
-Mode = str | Delay
+Mode = str | Delay | LagStreams
+
+
+class _Conn:
+    """What both directions of one connection share: when each last carried bytes."""
+
+    def __init__(self) -> None:
+        self.last = {True: float("-inf"), False: float("-inf")}
 
 
 class _Pipe:
@@ -37,8 +57,9 @@ class _Pipe:
     proxy has for that direction *now* (a mode change applies to the next chunk)."""
 
     def __init__(self, proxy: LinkProxy, forward: bool, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, conn: _Conn | None = None) -> None:
         self._proxy = proxy
+        self._conn = conn or _Conn()
         self._forward = forward
         self._reader = reader
         self._writer = writer
@@ -58,7 +79,12 @@ class _Pipe:
                     # Bytes went missing mid-stream: like a connection that died during the
                     # partition, this one cannot carry on; the peers reconnect after the heal.
                     raise ConnectionResetError("stream lost bytes during a partition")
-                due = time.monotonic() + (mode.seconds if isinstance(mode, Delay) else 0.0)
+                now = time.monotonic()
+                self._conn.last[self._forward] = now
+                streaming = now - self._conn.last[not self._forward] > getattr(mode, "quiet", 0)
+                lag = mode.seconds if isinstance(mode, Delay) or (
+                    isinstance(mode, LagStreams) and streaming) else 0.0
+                due = now + lag
                 self._queue.put_nowait((due, data))
         except (ConnectionError, OSError):
             pass
@@ -151,10 +177,11 @@ class LinkProxy:
                 writer.transport.abort()
                 return
             self._writers.update((writer, up_writer))
+            conn = _Conn()
             try:
                 await asyncio.gather(
-                    _Pipe(self, True, reader, up_writer).run(),
-                    _Pipe(self, False, up_reader, writer).run(),
+                    _Pipe(self, True, reader, up_writer, conn).run(),
+                    _Pipe(self, False, up_reader, writer, conn).run(),
                 )
             finally:
                 self._writers.difference_update((writer, up_writer))

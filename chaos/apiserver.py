@@ -91,10 +91,11 @@ class ApiServers:
     """``count`` apiservers of one :class:`ChaosCluster` (whose store must be up)."""
 
     def __init__(self, cluster: ChaosCluster, *, count: int = 2,
-                 python: str = sys.executable) -> None:
+                 python: str = sys.executable, extra_args: Sequence[str] = ()) -> None:
         self._cluster = cluster
         self._count = count
         self._python = python
+        self._extra_args = list(extra_args)  # more apiserver flags (the cluster run's)
         self.servers: list[ApiServer] = []
 
     @property
@@ -156,7 +157,7 @@ class ApiServers:
             s.proc = subprocess.Popen(
                 [self._python, "-m", "chaos.apiserver", *routes, "--",
                  "--certs", str(self.certs_dir), "--store", ",".join(s.store_urls),
-                 "--listen", s.listen],
+                 "--listen", s.listen, *self._extra_args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=s.dir,
                 env=env, start_new_session=True)
         (s.dir / "apiserver.pid").write_text(f"{s.proc.pid}\n")

@@ -1,5 +1,8 @@
 """``ketch chaos run``: kill, pause and partition a real store cluster under load, then check.
 With ``--api`` two apiservers run on it too, under an API workload, and are killed and cut off.
+With ``--cluster`` the whole cluster runs (two apiservers, controller-managers and schedulers,
+three node agents) under an apps workload; every component is killed, paused or cut off, and
+the cluster must converge after each fault and never break its safety guarantees.
 
 Exit code 0 when every checker passed, 1 on any violation, 3 when a checker could not decide
 (e.g. the linearizability search ran out of time), 2 on bad arguments.
@@ -25,15 +28,36 @@ PYSYNCOBJ_PIPELINE = {"raft_batch_bytes": 65536, "max_inflight_entries": 512,
                       "max_entry_commands": 1}
 
 
+_CLUSTER_SABOTAGE = {"skip-expectations": {"controller-manager": "skip-expectations"},
+                     "keep-leading": {"controller-manager": "keep-leading",
+                                      "scheduler": "keep-leading"},
+                     "keep-replaced-pods": {"node": "keep-replaced-pods"}}
+_STORE_SABOTAGE = ("ack-before-commit", "stale-reads", "watch-skip")
+
+
 def _run(args: argparse.Namespace) -> int:
     from .report import render_text, write_report
     from .runner import run, scenario_faults
 
     try:
-        scenario_faults(args.scenario, api=args.api)
+        if args.cluster:
+            from .cluster_runner import cluster_fault_names
+
+            cluster_fault_names(args.scenario)
+        else:
+            scenario_faults(args.scenario, api=args.api)
     except ValueError as e:
         print(str(e), file=sys.stderr)
         return 2
+    if (args.sabotage in _CLUSTER_SABOTAGE) != bool(args.cluster) and args.sabotage:
+        print(f"--sabotage {args.sabotage} " + ("needs --cluster" if not args.cluster else
+              "breaks the store; with --cluster use skip-expectations, keep-leading or "
+              "keep-replaced-pods"), file=sys.stderr)
+        return 2
+    defaults = (2, 50.0, 2) if args.cluster else (6, 0.0, 4)
+    for name, value in zip(("clients", "think_ms", "api_clients"), defaults, strict=True):
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.api_clients < 1:
         print("--api-clients must be at least 1", file=sys.stderr)
         return 2
@@ -47,9 +71,19 @@ def _run(args: argparse.Namespace) -> int:
         overrides["raft_fixes"] = False
     if args.pipeline == "pysyncobj":
         overrides.update(PYSYNCOBJ_PIPELINE)
+    actions: tuple[str, ...] | None = None
+    if args.actions:
+        from .cluster_workload import ACTIONS
+
+        actions = tuple(a.strip() for a in args.actions.split(",") if a.strip())
+        if not args.cluster or not set(actions) <= set(ACTIONS):
+            print(f"--actions needs --cluster and names from: {', '.join(ACTIONS)}",
+                  file=sys.stderr)
+            return 2
     if args.sabotage:
         os.environ["KETCH_ALLOW_SABOTAGE"] = "1"
-        overrides["extra"] = {"sabotage": args.sabotage}
+        if not args.cluster:
+            overrides["extra"] = {"sabotage": args.sabotage}
     started = time.monotonic()
 
     def progress(line: str) -> None:
@@ -57,11 +91,22 @@ def _run(args: argparse.Namespace) -> int:
 
     progress(f"scenario {args.scenario}, seed {seed}, {args.duration:g} s of faults; "
              f"report in {report_dir}")
-    result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
-                             workdir=workdir, progress=progress, overrides=overrides or None,
-                             clients=args.clients, keys=args.keys,
-                             think=args.think_ms / 1000, flood=args.flood, api=args.api,
-                             api_clients=args.api_clients, api_contend=args.api_contend))
+    if args.cluster:
+        from .cluster_runner import run_cluster
+
+        result = asyncio.run(run_cluster(
+            scenario=args.scenario, duration=args.duration, seed=seed, workdir=workdir,
+            progress=progress, overrides=overrides or None, clients=args.clients,
+            keys=args.keys, think=args.think_ms / 1000, api_clients=args.api_clients,
+            sabotage=_CLUSTER_SABOTAGE.get(args.sabotage or ""), bound=args.bound,
+            settle=args.settle, actions=actions))
+    else:
+        result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
+                                 workdir=workdir, progress=progress,
+                                 overrides=overrides or None, clients=args.clients,
+                                 keys=args.keys, think=args.think_ms / 1000,
+                                 flood=args.flood, api=args.api,
+                                 api_clients=args.api_clients, api_contend=args.api_contend))
     write_report(result, report_dir)
     print()
     print(render_text(result))
@@ -84,11 +129,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--duration", type=float, default=60.0, help="seconds of faults (default 60)")
     p.add_argument("--seed", type=int, help="schedule seed (default: random, printed)")
     p.add_argument("--report", help="directory for the report, history, timeline and logs")
-    p.add_argument("--clients", type=int, default=6, help="key-value clients (default 6)")
+    p.add_argument("--clients", type=int, default=None,
+                   help="key-value clients (default 6; 2 with --cluster)")
     p.add_argument("--keys", type=int, default=8, help="keys the clients contend on (default 8)")
-    p.add_argument("--think-ms", type=float, default=0.0,
+    p.add_argument("--think-ms", type=float, default=None,
                    help="pause between a client's operations (long runs: keeps the history "
-                        "checkable)")
+                        "checkable; default 0, 50 with --cluster)")
     p.add_argument("--no-truncation-fix", action="store_true",
                    help="run the store without its pysyncobj truncation workaround")
     p.add_argument("--pipeline", choices=("ketch", "pysyncobj"), default="ketch",
@@ -100,13 +146,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="also run 2 apiservers (store links through their own proxies), an "
                         "API workload on ConfigMaps with watchers, the apiserver faults and "
                         "the API checkers")
-    p.add_argument("--api-clients", type=int, default=4,
-                   help="API clients with --api (default 4)")
+    p.add_argument("--api-clients", type=int, default=None,
+                   help="API clients with --api (default 4) or --cluster (default 2)")
     p.add_argument("--api-contend", action="store_true",
                    help="with --api: a racer also sends concurrent CAS updates of shared "
                         "objects from one resourceVersion (at most one may succeed)")
-    p.add_argument("--sabotage", choices=("ack-before-commit", "stale-reads", "watch-skip"),
-                   help="run a deliberately broken store (to see the checkers catch it)")
+    p.add_argument("--cluster", action="store_true",
+                   help="the whole cluster: 2 apiservers, 2 controller-managers, 2 schedulers "
+                        "and 3 node agents behind fault proxies, an apps workload "
+                        "(Deployments scaled and rolled, a StatefulSet, Jobs, Services probed "
+                        "through the service proxy), faults of every component, convergence "
+                        "timed after each heal, and the cluster's safety checkers; scenarios "
+                        "all, cluster-processes, leaders, nodes, or one fault name (also "
+                        "kill-controller-manager, kill-scheduler, pause-controller-manager, "
+                        "partition-controller-manager, lag-controller-manager, kill-node, "
+                        "partition-node, kill-pod)")
+    p.add_argument("--bound", type=float, default=30.0,
+                   help="with --cluster: seconds the cluster may take to converge after a "
+                        "heal (default 30)")
+    p.add_argument("--settle", type=float, default=90.0,
+                   help="with --cluster: seconds to wait for convergence after each heal "
+                        "before the next fault (default 90)")
+    p.add_argument("--actions",
+                   help="with --cluster: only these workload actions, comma-separated "
+                        "(scale-deployment, roll-deployment, scale-replicaset, "
+                        "scale-statefulset, roll-statefulset, create-job, delete-jobs)")
+    p.add_argument("--sabotage", choices=(*_STORE_SABOTAGE, *_CLUSTER_SABOTAGE),
+                   help="run a deliberately broken store (ack-before-commit, stale-reads, "
+                        "watch-skip) or, with --cluster, broken components "
+                        "(skip-expectations, keep-leading, keep-replaced-pods), to see the "
+                        "checkers catch it")
     p.set_defaults(func=_run)
     def usage(_args: argparse.Namespace) -> int:
         chaos.print_help(sys.stderr)

@@ -4,8 +4,9 @@ with a fault-injecting proxy on every Raft peer link and every client link.
 Wiring.  pysyncobj opens one connection per pair of replicas, dialled by the one whose Raft
 address sorts higher, so each pair's traffic crosses exactly one :class:`LinkProxy` — the
 dialler is configured (``raft_routes``) to reach the other through it.  Replica ports are five
-digits from 40000 up and proxy ports five digits below 40000, which keeps every route sorting
-below its dialler, as pysyncobj's rule requires.  Clients of the chaos workload reach each
+digits from 61000 up (above Linux's ephemeral range, which a busy machine's outgoing
+connections fill) and proxy ports five digits from 20000 to 32000, which keeps every route
+sorting below its dialler, as pysyncobj's rule requires.  Clients of the chaos workload reach each
 replica through its own client proxy; observers (status polls, final reads) go direct.
 Other store clients that must be cut off on their own (each apiserver of an ``--api`` run)
 get a private set of client-link proxies from :meth:`ChaosCluster.add_client_links`.
@@ -85,11 +86,17 @@ class ChaosCluster:
         # owner (e.g. an apiserver) -> member -> that owner's own client-link proxy
         self.owner_proxies: dict[str, dict[str, LinkProxy]] = {}
         self.api: Any = None  # the run's chaos.apiserver.ApiServers, when it has apiservers
+        self.components: Any = None  # a --cluster run's chaos.components.Components
+        # proxies on links that are not the store's (component <-> apiserver): healed and
+        # stopped with the others
+        self.extra_proxies: list[LinkProxy] = []
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        base = _free_block(self._rng, 40000, 60000, 2 * self._n)
+        # above Linux's ephemeral range (32768-60999), where every outgoing connection of
+        # a busy machine takes its local port
+        base = _free_block(self._rng, 61000, 65500, 2 * self._n)
         store = LocalCluster(self.dir, replicas=self._n, base_port=base)
         store.prepare()
         self.store = store
@@ -130,7 +137,7 @@ class ChaosCluster:
     def proxies(self) -> list[LinkProxy]:
         owned = [p for links in self.owner_proxies.values() for p in links.values()]
         return ([link.proxy for link in self.peer_links] + list(self.client_proxies.values())
-                + owned)
+                + owned + self.extra_proxies)
 
     def client_links(self) -> list[LinkProxy]:
         """Every client link: the workload's and every owner's (see add_client_links)."""

@@ -18,10 +18,17 @@ Operation contract (what the workload records and the checkers rely on):
   txn ``{"ops": [{"type": "put"|"delete", "key", "value"?, "lease"?}]}`` →
   ``{"succeeded", "revision"}``.  ``"revision"`` is always the answer's header revision.
 
+Cluster runs (``--cluster``) add what the whole cluster did: ``runs`` (every container
+process from the nodes' run records: the truth of what ran), ``writes`` (every write request
+of the leader-elected components, with identity and lease term), ``observations`` (object
+changes seen through watches), ``components`` (what the run did to each process: start, kill,
+pause...) and ``convergence`` (per fault, when the cluster was whole again after the heal).
+
 File format (`History.to_jsonl`): UTF-8 JSON Lines.  The first line is
 ``{"type": "header", "format": "ketch-chaos-history", "version": 1}``; every other line is one
-record tagged by ``"type"``: "op", "watch", "fault", "leader", "revision" or "lease", whose other
-fields are the dataclass fields below.  A ``bytes`` value anywhere is written as the object
+record tagged by ``"type"``: "op", "watch", "fault", "leader", "revision", "lease", "run",
+"write", "obs", "component" or "convergence", whose other fields are the dataclass fields
+below.  A ``bytes`` value anywhere is written as the object
 ``{"$b64": "<standard base64>"}`` so bytes and str survive the round trip exactly; tuples come
 back as lists inside op inputs/outputs; dict keys must be strings.
 """
@@ -42,11 +49,16 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "STATUSES",
+    "ComponentEvent",
+    "ComponentWrite",
+    "Convergence",
     "FaultRecord",
     "History",
     "LeaderObservation",
     "LeaseRecord",
+    "Observation",
     "Op",
+    "ProcessRun",
     "RevisionObservation",
     "Status",
     "Value",
@@ -174,6 +186,82 @@ class LeaseRecord:
     expired_observed_at: float | None = None
 
 
+@dataclass(frozen=True)
+class ProcessRun:
+    """One container process as its node's run record tells it (``node.runtime.runrecord``):
+    alive over [``start``, ``end``] on the history clock (over-stated, never under-stated);
+    ``end`` None when no exit was recorded (still running when the record was read)."""
+
+    node: str
+    namespace: str
+    pod: str
+    uid: str
+    container: str
+    pid: int
+    start: float
+    end: float | None = None
+    code: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def overlaps(self, other: ProcessRun) -> bool:
+        inf = float("inf")
+        return self.start < (other.end or inf) and other.start < (self.end or inf)
+
+
+@dataclass(frozen=True)
+class ComponentWrite:
+    """One write request a leader-elected component sent (``control.client.writelog``);
+    ``code`` 0: no answer (its outcome is unknown)."""
+
+    component: str
+    identity: str
+    term: int | None
+    method: str
+    what: str
+    code: int
+    invoke: float
+    complete: float
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One change of an object seen through a watch (``type`` ADDED, MODIFIED, DELETED) at
+    ``at``, its ``rv`` and the few fields the checkers read (``data``)."""
+
+    at: float
+    resource: str
+    type: str
+    rv: int
+    namespace: str
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ComponentEvent:
+    """What the run did to a component's process: start, kill, sigstop, sigcont, stop."""
+
+    at: float
+    component: str
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class Convergence:
+    """After fault number ``fault`` (index in ``History.faults``) was healed: when the
+    cluster was whole again (None: not within the wait), and what was still wrong then."""
+
+    fault: int
+    healed_at: float
+    converged_at: float | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.converged_at is None else self.converged_at - self.healed_at
+
+
 class History:
     """An append-only record of ops and observations, safe to fill from threads or one loop.
 
@@ -191,6 +279,11 @@ class History:
         self.leaders: list[LeaderObservation] = []
         self.revisions: list[RevisionObservation] = []
         self.leases: list[LeaseRecord] = []
+        self.runs: list[ProcessRun] = []
+        self.writes: list[ComponentWrite] = []
+        self.observations: list[Observation] = []
+        self.components: list[ComponentEvent] = []
+        self.convergence: list[Convergence] = []
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -328,6 +421,11 @@ class History:
             ("leader", self.leaders),
             ("revision", self.revisions),
             ("lease", self.leases),
+            ("run", self.runs),
+            ("write", self.writes),
+            ("obs", self.observations),
+            ("component", self.components),
+            ("convergence", self.convergence),
         ]
 
 
@@ -337,6 +435,11 @@ _RECORD_CLASSES: dict[str, Callable[..., Any]] = {
     "leader": LeaderObservation,
     "revision": RevisionObservation,
     "lease": LeaseRecord,
+    "run": ProcessRun,
+    "write": ComponentWrite,
+    "obs": Observation,
+    "component": ComponentEvent,
+    "convergence": Convergence,
 }
 
 

@@ -2,8 +2,9 @@
 
 Files in the report directory: ``report.txt`` (what is printed at the end), ``report.json``
 (the same as data), ``history.jsonl`` (every operation and observation), ``timeline.html`` (one
-row per client, operations coloured by outcome, faults as shaded bands) and the cluster's
-logs and data under ``cluster/``.
+row per client, operations coloured by outcome, faults as shaded bands; in a ``--cluster`` run
+also a row per component, lanes of container processes per node and the convergence after
+each fault) and the cluster's logs and data under ``cluster/``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ __all__ = ["render_text", "reproduce_command", "write_report"]
 
 def reproduce_command(r: RunResult) -> str:
     api = ""
-    if r.api_clients:
+    if r.cluster:
+        api = " --cluster"
+        api += "".join(f" --sabotage {k}" for k in r.cluster.get("sabotage") or ())
+        if r.cluster.get("actions"):
+            api += f" --actions {','.join(r.cluster['actions'])}"
+        if r.cluster.get("settle_s", 90.0) != 90.0:
+            api += f" --settle {r.cluster['settle_s']:g}"
+        if r.cluster.get("bound_s", 30.0) != 30.0:
+            api += f" --bound {r.cluster['bound_s']:g}"
+    elif r.api_clients:
         api = " --api" + (f" --api-clients {r.api_clients}" if r.api_clients != 4 else "")
         api += " --api-contend" if r.api_stats.get("contend") else ""
     return (f"ketch chaos run --scenario {r.scenario} --duration {r.duration:g} "
@@ -71,7 +81,7 @@ def summary(r: RunResult) -> dict[str, Any]:
         },
         "notes": r.notes,
         "reproduce": reproduce_command(r),
-    } | ({"api": _api_summary(r)} if r.api_clients else {})
+    } | ({"api": _api_summary(r)} if r.api_clients else {}) | _cluster_summary(r)
 
 
 def _api_summary(r: RunResult) -> dict[str, Any]:
@@ -105,6 +115,10 @@ def _api_summary(r: RunResult) -> dict[str, Any]:
     }
 
 
+def _cluster_summary(r: RunResult) -> dict[str, Any]:
+    return {"cluster": r.cluster} if r.cluster else {}
+
+
 def render_text(r: RunResult) -> str:
     s = summary(r)
     lines = [f"chaos run: scenario {r.scenario}, seed {r.seed}, {r.duration:g} s of faults", ""]
@@ -129,6 +143,10 @@ def render_text(r: RunResult) -> str:
     lines.append(f"first acknowledged write after a heal: p50={rec['p50']} ms p99={rec['p99']} ms")
     if r.api_clients:
         lines += _api_text(s["api"])
+    if r.cluster:
+        from .report_cluster import cluster_text
+
+        lines += cluster_text(r)
     if r.notes:
         lines.append("")
         lines.extend(f"note: {n}" for n in r.notes)
@@ -175,6 +193,11 @@ def write_report(r: RunResult, directory: Path) -> None:
         for (f, rec, gap), api in zip(
             r.recovery, r.api_recovery or [None] * len(r.recovery),  # type: ignore[list-item]
             strict=True)]
+    if r.cluster:
+        from .report_cluster import cluster_detail
+
+        for entry, extra in zip(data["faults_detail"], cluster_detail(r), strict=True):
+            entry.update(extra)
     (directory / "report.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
     r.history.to_jsonl(directory / "history.jsonl")
     (directory / "timeline.html").write_text(_timeline(r))
@@ -191,10 +214,17 @@ def _timeline(r: RunResult) -> str:
         return "<html><body>no operations</body></html>"
     t0 = min(op.invoke for op in ops)
     t1 = max((op.complete or op.invoke) for op in ops)
-    width, row = 1400, 14
+    row = 14
+    width = int(max(1400, min(40000, (t1 - t0) * 8)))  # long runs scroll sideways
     scale = width / max(t1 - t0, 1e-9)
     clients = sorted({op.client for op in ops})
-    height = row * (len(clients) + 2)
+    extra: list[str] = []
+    rows = 0
+    if r.cluster:
+        from .report_cluster import timeline_rows
+
+        extra, rows = timeline_rows(r, t0, t1, scale, row * (len(clients) + 1), row)
+    height = row * (len(clients) + 2 + rows)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 120}" height="{height}">']
     for f in r.history.faults:
         x = (f.injected_at - t0) * scale
@@ -212,6 +242,7 @@ def _timeline(r: RunResult) -> str:
         title = html.escape(f"{op.kind} {op.key} {op.input} -> {op.status} {op.output}")
         parts.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 3}" '
                      f'fill="{_COLOURS.get(op.status, "#999")}"><title>{title}</title></rect>')
+    parts += extra
     parts.append("</svg>")
     legend = " ".join(f'<span style="color:{c}">■ {s}</span>' for s, c in _COLOURS.items())
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ketch chaos timeline</title>"

@@ -84,6 +84,7 @@ class RunResult:
         default_factory=list)  # fault, first acknowledged API write after the heal s, gap s
     api_final: ApiFinalState | None = None
     api_stats: dict[str, Any] = field(default_factory=dict)
+    cluster: dict[str, Any] = field(default_factory=dict)  # a --cluster run's figures
 
     @property
     def ok(self) -> bool:
@@ -197,6 +198,18 @@ async def _run_api(*, scenario: str, duration: float, seed: int, workdir: Path,
     checks = _check(history, final, workload)
     checks += api_checks(history, api_final, timeout=max(30.0, len(history) / 2000))
     recovery = [(f, *_recovery(history, f, _next_injection(history, f))) for f in history.faults]
+    api_recovery, stats = api_figures(history, servers, api_load)
+    stats["contend"] = api_contend
+    return RunResult(scenario, seed, duration, history, checks, recovery, final,
+                     notes + workload.watch_errors + api_load.notes, api_clients, api_recovery,
+                     api_final, stats)
+
+
+def api_figures(history: History, servers: ApiServers, api_load: ApiWorkload,
+                ) -> tuple[list[tuple[FaultRecord, float | None, float | None]],
+                           dict[str, Any]]:
+    """Per fault, the first acknowledged API write after the heal and the longest gap; and
+    what the API workload and the apiservers went through."""
     api_recovery = [(f, *_recovery(history, f, _next_injection(history, f), kinds=API_WRITES))
                     for f in history.faults]
     # The worst single apiserver: the longest gap in answered API requests sent to it.
@@ -204,17 +217,14 @@ async def _run_api(*, scenario: str, duration: float, seed: int, workdir: Path,
     per_server = [max((_recovery(history, f, _next_injection(history, f), kinds=served,
                                  server=i)[1] or 0.0 for i in range(len(servers.servers))),
                       default=0.0) for f in history.faults]
-    stats = {"contend": api_contend,
-             "answers": dict(sorted(api_load.codes.items())),
+    stats = {"answers": dict(sorted(api_load.codes.items())),
              "relists_after_410": sum(api_load.relists.values()),
              "watch_streams": sum(api_load.watch_streams.values()),
              "watch_breaks": sum(api_load.watch_breaks.values()),
              "watch_refused": sum(api_load.watch_refused.values()),
              "worst_apiserver_gap_s": per_server,
              "apiserver_starts": {s.name: s.starts for s in servers.servers}}
-    return RunResult(scenario, seed, duration, history, checks, recovery, final,
-                     notes + workload.watch_errors + api_load.notes, api_clients, api_recovery,
-                     api_final, stats)
+    return api_recovery, stats
 
 
 async def _schedule(cluster: ChaosCluster, history: History, rng: random.Random,

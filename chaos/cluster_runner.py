@@ -49,7 +49,15 @@ from .components import Components, Timings
 from .convergence import problems
 from .faults import FAULTS
 from .history import Convergence, FaultRecord, History
-from .runner import RunResult, _check, _final_state, _next_injection, _recovery, api_figures
+from .runner import (
+    RunResult,
+    _check,
+    _final_state,
+    _next_injection,
+    _recovery,
+    api_figures,
+    pick_fault,
+)
 from .workload import Workload
 
 __all__ = ["CLUSTER_FAULT_NAMES", "cluster_fault_names", "run_cluster"]
@@ -216,13 +224,7 @@ async def _schedule(cluster: ChaosCluster, history: History, names: list[str],
     start = time.monotonic()
     while time.monotonic() - start < duration:
         await asyncio.sleep(rng.uniform(0.5, 1.5))
-        candidates = [faults[n] for n in names]
-        rng.shuffle(candidates)
-        fault = None
-        for f in candidates:
-            if await f.available(cluster):
-                fault = f
-                break
+        fault = await pick_fault(cluster, faults, names, rng)
         if fault is None:
             await asyncio.sleep(0.5)
             continue

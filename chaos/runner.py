@@ -227,6 +227,17 @@ def api_figures(history: History, servers: ApiServers, api_load: ApiWorkload,
     return api_recovery, stats
 
 
+async def pick_fault(cluster: ChaosCluster, faults: dict[str, Any], names: list[str],
+                     rng: random.Random) -> Any:
+    """One of ``names`` that is available now (tried in a seeded random order), or None."""
+    candidates = [faults[n] for n in names]
+    rng.shuffle(candidates)
+    for f in candidates:
+        if await f.available(cluster):
+            return f
+    return None
+
+
 async def _schedule(cluster: ChaosCluster, history: History, rng: random.Random,
                     names: list[str], duration: float, progress: Progress,
                     workload: Workload, start: float, api_load: ApiWorkload | None = None,
@@ -235,13 +246,7 @@ async def _schedule(cluster: ChaosCluster, history: History, rng: random.Random,
     await asyncio.sleep(1.0)  # let the workload warm up
     while time.monotonic() - start < duration:
         await asyncio.sleep(rng.uniform(0.5, 1.5))
-        candidates = [faults[n] for n in names]
-        rng.shuffle(candidates)
-        fault = None
-        for f in candidates:
-            if await f.available(cluster):
-                fault = f
-                break
+        fault = await pick_fault(cluster, faults, names, rng)
         if fault is None:
             await asyncio.sleep(0.5)
             continue

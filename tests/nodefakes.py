@@ -143,8 +143,10 @@ async def poll(cond: Callable[[], Awaitable[Any]], *, timeout: float = 10.0) -> 
 
 
 def _kill_everything_under(root: Path) -> None:
-    """Kill, by pid, every shim and container process whose state file is under ``root``."""
-    for state in root.rglob("state.json"):
+    """Kill, by pid, every shim and container process whose state file is under ``root``
+    (os.walk skips directories a still-running cleanup removes under it)."""
+    states = [Path(d) / "state.json" for d, _, files in os.walk(root) if "state.json" in files]
+    for state in states:
         with contextlib.suppress(Exception):
             info = json.loads(state.read_text())
             if procfs.is_same_process(info.get("pid"), info.get("pid_start")):

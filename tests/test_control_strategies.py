@@ -275,6 +275,23 @@ def test_status_is_dropped_on_create_when_it_has_a_subresource() -> None:
     assert "generation" not in created("", "configmaps", cm)["metadata"]
 
 
+@pytest.mark.parametrize(("resource", "zeros"), [
+    ("replicasets", {"replicas": 0}),
+    ("statefulsets", {"replicas": 0, "availableReplicas": 0}),
+    ("daemonsets", {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                    "desiredNumberScheduled": 0, "numberReady": 0}),
+])
+def test_status_fields_go_always_writes_are_there_as_zeros(resource: str, zeros: Obj) -> None:
+    """kube's JSON always has them (no omitempty), and the Python client's models require
+    them: a watch of ReplicaSets died on ``status: {}`` before."""
+    old = created("apps", resource, example("apps", resource))
+    assert old["status"] == zeros
+    new = copy.deepcopy(old)
+    new["status"] = {"observedGeneration": 1}
+    strategy_for("apps", resource).prepare_for_status_update(new, old)
+    assert new["status"] == {**zeros, "observedGeneration": 1}
+
+
 def _resources(req: dict[str, str] | None, lim: dict[str, str] | None) -> Obj:
     return {k: v for k, v in (("requests", req), ("limits", lim)) if v is not None}
 

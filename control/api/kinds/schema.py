@@ -10,7 +10,10 @@ so a typo in a table is an import error rather than a runtime surprise.
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Mapping
+from typing import Any
 
 from control.api.kinds.fields import SCALAR_TYPES, Field
 from control.api.kinds.schema_apps import APPS_MESSAGES
@@ -27,6 +30,7 @@ __all__ = [
     "message_for",
     "supported_kinds",
     "validate_schema",
+    "zero_fields",
 ]
 
 
@@ -126,6 +130,20 @@ KINDS: dict[tuple[str, str], str] = _build_kinds()
 def message_for(api_version: str, kind: str) -> str | None:
     """The message name for a top-level ``(apiVersion, kind)``, or None when unsupported."""
     return KINDS.get((api_version, kind))
+
+
+@functools.cache
+def zero_fields(message: str) -> Mapping[str, Any]:
+    """The scalar fields of ``message`` Go always writes in JSON (no ``omitempty``, not a
+    pointer) with their zero values: ``apps.v1.ReplicaSetStatus`` gives ``{"replicas": 0}``,
+    which clients that model the field as required (the Python client) insist on."""
+    zeros: dict[str, Any] = {}
+    for field in MESSAGES[message].values():
+        if field.keep_zero and not field.pointer and not field.repeated \
+                and field.type in SCALAR_TYPES:
+            zeros[field.name] = (False if field.type == "bool"
+                                 else "" if field.type in ("string", "bytes") else 0)
+    return types.MappingProxyType(zeros)
 
 
 def supported_kinds() -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from control.api.errors import Cause
+from control.api.kinds.schema import zero_fields
 
 from .meta import validate_object_meta, validate_object_meta_update
 
@@ -67,6 +68,10 @@ class BaseStrategy:
     #: ``deployment.kubernetes.io/revision`` through its status writes, as kube's
     #: ``deploymentStatusStrategy`` resets only spec and labels).
     status_keeps_meta: tuple[str, ...] = ()
+    #: The kind's status message when Go always writes some of its fields
+    #: (``apps.v1.ReplicaSetStatus``: ``replicas``); they are filled with zeros on create and
+    #: on every status write that leaves them out, as kube's JSON shows them.
+    status_message: str | None = None
 
     def __init__(self, *, namespaced: bool, status_subresource: bool) -> None:
         self.namespaced = namespaced
@@ -113,6 +118,7 @@ class BaseStrategy:
         self.default(obj)
         if self.status_subresource and not self.keep_status_on_create:
             _set_or_drop(obj, "status", self.initial_status(obj))
+        self._fill_status_zeros(obj)
         if self.tracks_generation:
             meta["generation"] = 1
         else:
@@ -150,6 +156,17 @@ class BaseStrategy:
         new.update(copy.deepcopy({k: v for k, v in old.items() if k not in ("metadata", "status")}))
         new["metadata"] = meta
         _set_or_drop(new, "status", status)
+        self._fill_status_zeros(new)
+
+    def _fill_status_zeros(self, obj: dict[str, Any]) -> None:
+        if self.status_message is None:
+            return
+        status = obj.get("status")
+        if status is None:
+            status = obj["status"] = {}
+        if isinstance(status, dict):
+            for name, zero in zero_fields(self.status_message).items():
+                status.setdefault(name, zero)
 
     def validate(self, obj: Mapping[str, Any]) -> list[Cause]:
         """Create validation: object meta, then the kind's own checks. Never raises."""

@@ -254,6 +254,7 @@ class DeploymentStrategy(WorkloadStrategy):
 
 class ReplicaSetStrategy(WorkloadStrategy):
     spec_defaults = (("replicas", 1),)
+    status_message = "apps.v1.ReplicaSetStatus"
     strategy_field = None
 
 
@@ -261,6 +262,7 @@ class DaemonSetStrategy(WorkloadStrategy):
     spec_defaults = (("revisionHistoryLimit", 10),)
     rolling_defaults = (("maxUnavailable", 1), ("maxSurge", 0))
     selector_noun = "daemonset"
+    status_message = "apps.v1.DaemonSetStatus"
     deadline_owner = "DaemonSet"
 
 
@@ -272,6 +274,7 @@ class StatefulSetStrategy(WorkloadStrategy):
     )
     rolling_defaults = (("partition", 0),)
     selector_noun = "statefulset"
+    status_message = "apps.v1.StatefulSetStatus"
     deadline_owner = "StatefulSet"
 
     def validate_kind_spec(self, spec: Mapping[str, Any]) -> list[Cause]:

@@ -27,12 +27,13 @@ from certs.authority import CertsError
 from certs.layout import CertPaths
 from control.api import sabotage
 from control.api.quantity import QuantityError, parse_quantity
-from control.client import ApiClient, ClientConfig
+from control.client import ClientConfig
 from control.client.health import health_app, serve_health
 from control.client.process import configure_logging, run_main, stop_event
 from node.streaming import serving_context
 
 from .agent import NodeAgent
+from .clients import agent_clients
 from .config import KUBELET_VERSION, AgentConfig
 from .hollow_cli import add_hollow_arguments, run_hollow
 from .metrics import agent_registry
@@ -166,10 +167,8 @@ async def amain(args: argparse.Namespace) -> int:
     tls = serving_context(paths)
     agent_ua = f"kubelet/{KUBELET_VERSION} (linux) ketch"
     stop = stop_event()
-    async with ApiClient(client_config, user_agent=agent_ua, qps=args.kube_api_qps,
-                         burst=args.kube_api_burst) as client, \
-            ApiClient(client_config, user_agent=agent_ua, timeout=config.lease_renew_seconds,
-                      attempt_timeout=min(5.0, config.lease_renew_seconds)) as heartbeat:
+    async with agent_clients(client_config, agent_ua, config, qps=args.kube_api_qps,
+                             burst=args.kube_api_burst) as (client, heartbeat):
         agent = NodeAgent(config, client, heartbeat_client=heartbeat, serving_tls=tls)
         runner = None
         if args.listen:

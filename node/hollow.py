@@ -30,11 +30,12 @@ from typing import Any
 
 from certs.layout import issue_node, node_paths
 from control.api.clock import Clock, RealClock
-from control.client import ApiClient, ClientConfig
+from control.client import ClientConfig
 from node.runtime.api import Runtime
 from node.runtime.fake import FakeRuntime
 
 from .agent import NodeAgent
+from .clients import agent_clients
 from .config import KUBELET_VERSION, AgentConfig
 from .machine import MachineFacts, Readings
 
@@ -119,11 +120,8 @@ class _Hollow:
         ua = f"kubelet/{KUBELET_VERSION} (linux) ketch-hollow"
         facts = hollow_facts(self.name, self.hollow.cpus, self.hollow.memory_bytes)
         while not self._stopping:
-            async with ApiClient(client_config, user_agent=ua, qps=self.hollow.client_qps,
-                                 burst=self.hollow.client_burst) as client, \
-                    ApiClient(client_config, user_agent=ua,
-                              timeout=self.config.lease_renew_seconds,
-                              attempt_timeout=min(5.0, self.config.lease_renew_seconds)) as hb:
+            async with agent_clients(client_config, ua, self.config, qps=self.hollow.client_qps,
+                                     burst=self.hollow.client_burst) as (client, hb):
                 self.agent = NodeAgent(self.config, client, heartbeat_client=hb,
                                        clock=self.clock, runtime_factory=self._runtime,
                                        facts=facts, readings=lambda: _READINGS)

@@ -229,3 +229,24 @@ async def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+async def test_requests_share_a_bounded_pool_and_watches_do_not_count(api: InProcessAPI) -> None:
+    """Thirty concurrent writes through a 2-connection client open at most 2 connections
+    (a node starting 30 pods opened 30 TLS connections before); three open watches, more than
+    that limit, still leave the requests their pool."""
+    async with api.client(max_connections=2) as c:
+        watches = [c.watch(R.CONFIGMAPS, "default", timeout_seconds=30) for _ in range(3)]
+        opened = [asyncio.create_task(anext(w)) for w in watches]  # first event or bookmark
+        await asyncio.sleep(0)
+        made = await asyncio.wait_for(asyncio.gather(
+            *(c.create(R.CONFIGMAPS, cm(f"pool-{i}"), "default") for i in range(30))), 20)
+        assert len(made) == 30
+        connector = c.session.connector
+        assert connector is not None and connector.limit == 2
+        # every request connection is back in the pool, and there are at most two
+        assert sum(len(v) for v in connector._conns.values()) <= 2  # noqa: SLF001
+        for t in opened:
+            t.cancel()
+        for w in watches:
+            await w.aclose()

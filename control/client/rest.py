@@ -108,25 +108,43 @@ class ApiClient:
         self._limiter = TokenBucket(qps, burst or max(1, int(qps)), clock=self.clock)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._stream_session: aiohttp.ClientSession | None = None
         self._current = 0  # index of the apiserver that answered last
 
     # --- lifecycle -------------------------------------------------------------------------
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The pool requests share: at most ``max_connections`` (a request waits for a free
+        one rather than paying a TLS handshake in a burst), idle ones kept 60 s (client-go's
+        transport keeps them 90 s; the apiserver closes them after 75 s)."""
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self.config.ssl, limit=self._max_connections,
-                                             limit_per_host=0, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.user_agent,
-                                              "Accept": "application/json"},
-                timeout=aiohttp.ClientTimeout(total=None))
+            self._session = self._new_session(self._max_connections, keepalive=60.0)
         return self._session
 
+    @property
+    def stream_session(self) -> aiohttp.ClientSession:
+        """The pool of streams (watches, logs): each holds its connection for its life, so
+        they are not counted against the requests' limit (a full pool of watches would
+        starve every request)."""
+        if self._stream_session is None or self._stream_session.closed:
+            self._stream_session = self._new_session(0, keepalive=15.0)
+        return self._stream_session
+
+    def _new_session(self, limit: int, *, keepalive: float) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(ssl=self.config.ssl, limit=limit, limit_per_host=0,
+                                         keepalive_timeout=keepalive,
+                                         enable_cleanup_closed=True)
+        return aiohttp.ClientSession(
+            connector=connector, headers={"User-Agent": self.user_agent,
+                                          "Accept": "application/json"},
+            timeout=aiohttp.ClientTimeout(total=None))
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._stream_session):
+            if session is not None:
+                await session.close()
+        self._session = self._stream_session = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -141,6 +159,7 @@ class ApiClient:
         twin = copy.copy(self)
         twin.fence = None
         twin._session = self.session
+        twin._stream_session = self.stream_session
         return twin
 
     @property
@@ -285,7 +304,7 @@ class ApiClient:
             base = self.server if server is None else self.config.servers[
                 server % len(self.config.servers)]
             try:
-                resp = await self.session.get(
+                resp = await self.stream_session.get(
                     base + path, params=params, headers=headers,
                     timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.attempt_timeout))
             except (aiohttp.ClientConnectionError, TimeoutError) as e:

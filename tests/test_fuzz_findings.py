@@ -167,3 +167,25 @@ async def test_a_limitrange_item_that_is_not_an_object_is_invalid(api: Any) -> N
                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
         assert (await admin.raw("POST", "/api/v1/namespaces/default/pods",
                                 body=pod)).status == 201
+
+
+
+async def test_a_client_that_leaves_mid_body_is_not_an_internal_error(
+        api: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node agent whose request timed out closed the connection while the apiserver read
+    its body (aiohttp raises ConnectionResetError from the read when the disconnect beats the
+    handler's cancellation): that was logged as an internal error with a trace at every
+    timeout of 1,000 hollow nodes. The read is made to fail that way here."""
+    import logging
+
+    from control.apiserver import resources
+
+    async def connection_lost(*_: Any, **__: Any) -> bytes:
+        raise ConnectionResetError("Connection lost")
+
+    monkeypatch.setattr(resources, "read_body", connection_lost)
+    caplog.set_level(logging.DEBUG, logger="ketch.apiserver")
+    status, _, _ = await _raw(api, "POST", CMS, b'{"metadata": {"name": "gone"}}')
+    assert status == 499
+    assert any("client went away" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

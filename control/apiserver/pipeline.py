@@ -202,6 +202,10 @@ def pipeline(authorizer: Authorizer, metrics: Metrics, *, tokens: TokenAuthentic
             return respond(e.to_status(), e.code, headers=headers)
         except web.HTTPException:
             raise
+        except ConnectionResetError:  # the client left mid-request (its timeout): not a bug
+            code = 499
+            log.debug("client went away during %s %s", request.method, request.path)
+            return web.Response(status=499)
         except Exception as e:  # a bug: answer a Status, keep serving, log the trace
             log.exception("internal error serving %s %s", request.method, request.path)
             return respond(InternalError(e).to_status(), 500)

@@ -213,8 +213,11 @@ class PodTracker:
             if left <= 0:
                 return False
             self._changed.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that arrives as
+            # the event fires, and pod events fire it constantly (SIGTERM went unheard)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(1.0, left))
+                async with asyncio.timeout(min(1.0, left)):
+                    await self._changed.wait()
         return True
 
     async def run(self) -> None:

@@ -189,3 +189,28 @@ async def test_a_client_that_leaves_mid_body_is_not_an_internal_error(
     assert status == 499
     assert any("client went away" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_cancelled_request_is_counted_as_499_not_500(
+        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp cancels the handler of a client that disconnects; the request metric said 500
+    for each (a thousand a minute at 1,000 hollow nodes under overload)."""
+    import asyncio
+    import re
+
+    import aiohttp
+
+    from control.apiserver import resources
+
+    async def cancelled(*_: Any, **__: Any) -> bytes:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(resources, "read_body", cancelled)
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await _raw(api, "POST", CMS, b'{"metadata": {"name": "gone"}}')
+    monkeypatch.undo()
+    async with api.client() as admin:
+        metrics = (await admin.raw("GET", "/metrics")).body.decode()
+    assert re.search(r'apiserver_request_total\{code="499",resource="configmaps",'
+                     r'verb="create"\} 1', metrics)
+    assert not re.search(r'apiserver_request_total\{code="500"', metrics)

@@ -16,6 +16,7 @@ Decoding, admission, validation and storage follow in the handlers (:mod:`resour
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -201,6 +202,9 @@ def pipeline(authorizer: Authorizer, metrics: Metrics, *, tokens: TokenAuthentic
                 headers["Retry-After"] = str(retry)
             return respond(e.to_status(), e.code, headers=headers)
         except web.HTTPException:
+            raise
+        except asyncio.CancelledError:  # the client left and aiohttp cancelled the handler
+            code = 499
             raise
         except ConnectionResetError:  # the client left mid-request (its timeout): not a bug
             code = 499

@@ -140,7 +140,15 @@ class Level:
 class FlowControl:
     """The levels of one apiserver, sized from ``total`` seats by kube's shares."""
 
-    def __init__(self, total: int = 600, *, queue_limit: int = 2000, max_wait: float = 15.0,
+    #: Shorter than the clients' per-attempt timeouts (5 s for node heartbeats, 10 s by
+    #: default): an overloaded server answers 429 on a live connection, which the client
+    #: retries after Retry-After, instead of the client giving up, closing the connection
+    #: and paying a TLS handshake on both sides for the retry — at 1,000 hollow nodes that
+    #: spiral left queues full of abandoned requests and no pod starting.
+    MAX_WAIT = 4.0
+
+    def __init__(self, total: int = 600, *, queue_limit: int = 2000,
+                 max_wait: float = MAX_WAIT,
                  registry: CollectorRegistry | None = None) -> None:
         shares = sum(DEFAULT_SHARES.values())
         self.levels = {name: Level(name, max(1, round(total * s / shares)), queue_limit)

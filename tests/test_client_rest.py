@@ -245,7 +245,7 @@ async def test_requests_share_a_bounded_pool_and_watches_do_not_count(api: InPro
         connector = c.session.connector
         assert connector is not None and connector.limit == 2
         # every request connection is back in the pool, and there are at most two
-        assert sum(len(v) for v in connector._conns.values()) <= 2  # noqa: SLF001
+        assert sum(len(v) for v in connector._conns.values()) <= 2
         for t in opened:
             t.cancel()
         for w in watches:

@@ -26,6 +26,7 @@ from certs.layout import (
     service_account_key,
 )
 from certs.tls import client_context, server_context
+from control.api.gctune import tune_gc
 from store.client import StoreClient
 
 from .allocation import SERVICE_CIDR
@@ -115,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep running without it
         pass
+    tune_gc()
     try:
         asyncio.run(serve(args))
     except CertsError as e:

@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+from control.api.gctune import tune_gc
+
 __all__ = ["configure_logging", "lease_identity", "run_main", "stop_event"]
 
 
@@ -36,7 +38,9 @@ def stop_event() -> asyncio.Event:
 
 
 def run_main(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main`` on uvloop (asyncio if uvloop cannot be imported); its exit code."""
+    """Run ``main`` on uvloop (asyncio if uvloop cannot be imported), with the collector
+    tuned for a long-running process (:func:`control.api.gctune.tune_gc`); its exit code."""
+    tune_gc()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency

@@ -21,7 +21,7 @@ from .config import AgentConfig
 
 __all__ = ["API_CONNECTIONS", "HEARTBEAT_CONNECTIONS", "agent_clients"]
 
-API_CONNECTIONS = 4
+API_CONNECTIONS = 8
 HEARTBEAT_CONNECTIONS = 2
 
 

@@ -6,8 +6,8 @@ CPython's defaults (700, 10, 10) every promotion into the old generation counts 
 collection, which then walks the whole heap: a process of 500 hollow nodes spent 48 % of its
 CPU in ``gc_collect_main`` (py-spy ``--native``) until its Lease renewals timed out (26 % with
 these thresholds).  Turning automatic full collections off instead let hollow processes grow
-to 8 GiB in the 1,000-node run (uncollected cycles), so they stay on.  The store replicas do the same in ``store/__main__.py`` (the store may not import
-``control``).
+to 8 GiB in the 1,000-node run (uncollected cycles), so they stay on.  The store replicas do
+the same in ``store/__main__.py`` (the store may not import ``control``).
 """
 
 from __future__ import annotations

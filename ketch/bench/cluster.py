@@ -56,7 +56,7 @@ from ketch.bench.cluster_report import (
     to_json,
     traffic,
 )
-from ketch.bench.machine import CpuMeter
+from ketch.bench.machine import CpuMeter, py_spy
 
 __all__ = ["add_parser", "run_cluster"]
 
@@ -127,7 +127,7 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--rate and --latency-rate must be > 0"
     if args.profile and (bad := set(args.profile.split(",")) - set(_PROFILABLE)):
         return f"--profile takes {','.join(_PROFILABLE)}; not {','.join(sorted(bad))}"
-    if args.profile and not Path(_py_spy()).exists():
+    if args.profile and not Path(py_spy()).exists():
         return ("--profile needs py-spy, which is not installed: "
                 f"{sys.executable} -m pip install 'py-spy>=0.4' (or the package's [profile] extra)")
     total = args.pods + args.latency_pods
@@ -236,7 +236,7 @@ class _Run:
         if not self.args.profile:
             return
         wanted = set(self.args.profile.split(","))
-        spy = _py_spy()
+        spy = py_spy()
         out = self.fleet.root / "profiles"
         out.mkdir(parents=True, exist_ok=True)
         for comp in self.fleet.components():
@@ -385,10 +385,6 @@ def _run_loop(coro: Any) -> None:
 
 async def _wrap(task: asyncio.Task[Any]) -> None:
     await task
-
-
-def _py_spy() -> str:
-    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
 
 def run_cluster(args: argparse.Namespace) -> int:

@@ -9,11 +9,13 @@ cluster's pids) and *others*.  Where /proc is missing every figure is None and n
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CpuMeter", "CpuShare", "machine_ticks", "process_ticks"]
+__all__ = ["CpuMeter", "CpuShare", "machine_ticks", "process_ticks", "py_spy"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +92,8 @@ class CpuMeter:
         ours = sum(self._last[pid] - first for pid, first in self._first.items())
         total = end[1] - self._machine[1]
         return CpuShare(busy=(end[0] - self._machine[0]) / total, ours=ours / total)
+
+
+def py_spy() -> str:
+    """The py-spy binary: on PATH, else beside this interpreter (a venv not activated)."""
+    return shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")

@@ -38,7 +38,7 @@ from certs.layout import scheduler_paths
 from control.api.errors import APIError
 from control.client import ApiClient, ClientConfig
 from control.client import resources as R
-from ketch.bench.machine import machine_ticks, process_ticks
+from ketch.bench.machine import machine_ticks, process_ticks, py_spy
 from ketch.cluster import Cluster, ClusterError
 from store.launch import free_ports
 
@@ -222,7 +222,7 @@ class _Procs:
         if self.args.profile:
             fmt = "raw" if self.args.profile.suffix in (".txt", ".raw") else "flamegraph"
             self.spy = subprocess.Popen(
-                ["py-spy", "record", "-o", str(self.args.profile), "-p", str(self.sched.pid),
+                [py_spy(), "record", "-o", str(self.args.profile), "-p", str(self.sched.pid),
                  "--nonblocking", "--format", fmt],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return self.sched

@@ -191,3 +191,23 @@ def test_the_steady_loads_come_from_revisions_lease_writes_and_watch_deliveries(
     assert t["store_writes_per_s"] == 57.0 and t["lease_writes_per_s"] == 5.0
     assert t["watch_events_per_s"] == 10.0 and 0.001 < t["watch_delay_p99_s"] <= 0.01
     assert traffic(api, {}, revisions=0, wall=0.0) == {}
+
+
+def test_progress_lines_stop_quietly_when_their_reader_is_gone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ketch bench cluster 2>&1 | head``: once head exits, a progress line must not raise in
+    the teardown (that left a store replica running) — the lines are dropped instead."""
+    import os
+
+    from ketch.bench import cluster
+
+    read, write = os.pipe()
+    os.close(read)
+    stream = os.fdopen(write, "w")
+    monkeypatch.setattr(cluster.sys, "stderr", stream)
+    monkeypatch.setattr(cluster, "_stderr_gone", False)
+    cluster._progress("stopping every process of the benchmark")
+    cluster._progress("and the next line")
+    assert cluster._stderr_gone
+    with pytest.raises(BrokenPipeError):
+        stream.close()

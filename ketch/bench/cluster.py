@@ -103,7 +103,18 @@ def add_parser(sub: Any) -> None:
 
 
 def _progress(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """One progress line on stderr.  A reader that went away (``2>&1 | head``) must not stop
+    the teardown half-way and leave processes behind: the lines are dropped from then on."""
+    global _stderr_gone
+    if _stderr_gone:
+        return
+    try:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        _stderr_gone = True
+
+
+_stderr_gone = False
 
 
 def _mem_available() -> int:
@@ -435,8 +446,11 @@ def run_cluster(args: argparse.Namespace) -> int:
             _progress(f"work dir kept: {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
-    print(format_report(result))
-    sys.stdout.flush()
     if args.json:
         args.json.write_text(json.dumps(to_json(result), indent=2) + "\n")
+    try:
+        print(format_report(result))
+        sys.stdout.flush()
+    except BrokenPipeError:  # ``| head``: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return code if code != 0 or not result.crash else 1

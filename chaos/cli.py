@@ -11,7 +11,6 @@ Exit code 0 when every checker passed, 1 on any violation, 3 when a checker coul
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import shutil
@@ -20,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from control.client.process import Terminated, run_until_signalled
 
 __all__ = ["PYSYNCOBJ_PIPELINE", "register"]
 
@@ -94,19 +95,24 @@ def _run(args: argparse.Namespace) -> int:
     if args.cluster:
         from .cluster_runner import run_cluster
 
-        result = asyncio.run(run_cluster(
+        main = run_cluster(
             scenario=args.scenario, duration=args.duration, seed=seed, workdir=workdir,
             progress=progress, overrides=overrides or None, clients=args.clients,
             keys=args.keys, think=args.think_ms / 1000, api_clients=args.api_clients,
             sabotage=_CLUSTER_SABOTAGE.get(args.sabotage or ""), bound=args.bound,
-            settle=args.settle, actions=actions))
+            settle=args.settle, actions=actions)
     else:
-        result = asyncio.run(run(scenario=args.scenario, duration=args.duration, seed=seed,
-                                 workdir=workdir, progress=progress,
-                                 overrides=overrides or None, clients=args.clients,
-                                 keys=args.keys, think=args.think_ms / 1000,
-                                 flood=args.flood, api=args.api,
-                                 api_clients=args.api_clients, api_contend=args.api_contend))
+        main = run(scenario=args.scenario, duration=args.duration, seed=seed,
+                   workdir=workdir, progress=progress, overrides=overrides or None,
+                   clients=args.clients, keys=args.keys, think=args.think_ms / 1000,
+                   flood=args.flood, api=args.api, api_clients=args.api_clients,
+                   api_contend=args.api_contend)
+    try:
+        # Ctrl-C or kill: the run unwinds and stops every process it started (its pods too).
+        result = run_until_signalled(main)
+    except Terminated as e:
+        progress(f"stopped by {e}; every process of the run was stopped, no verdict")
+        return 128 + e.signum
     write_report(result, report_dir)
     print()
     print(render_text(result))

@@ -9,11 +9,14 @@ import signal
 import socket
 import uuid
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from control.api.gctune import tune_gc
 
-__all__ = ["configure_logging", "lease_identity", "run_main", "stop_event"]
+__all__ = ["Terminated", "configure_logging", "lease_identity", "run_main",
+           "run_until_signalled", "stop_event"]
+
+T = TypeVar("T")
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -46,3 +49,57 @@ def run_main(main: Coroutine[Any, Any, int]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+class Terminated(Exception):
+    """A :func:`run_until_signalled` run was stopped by SIGTERM or SIGINT; its cleanup ran."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run_until_signalled(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop and return its result.  The first SIGTERM or SIGINT cancels it,
+    so its ``finally`` blocks stop whatever it started (a CLI that launched processes must
+    never leave them behind, whether stopped by Ctrl-C or by ``kill``); further signals are
+    ignored while it unwinds.  Then :class:`Terminated` is raised."""
+    try:
+        import uvloop
+        factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        factory = None
+    got: list[int] = []
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _run(main, factory, got)
+    finally:  # uvloop leaves its own handler behind: put the process's back
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _run(main: Coroutine[Any, Any, T], factory: Any, got: list[int]) -> T:
+    with asyncio.Runner(loop_factory=factory) as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(main)
+
+        def stop(signum: int) -> None:
+            if not got:
+                got.append(signum)
+                task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop, sig)
+        try:
+            return runner.run(_awaited(task))
+        except asyncio.CancelledError:
+            if got:
+                raise Terminated(got[0]) from None
+            raise
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+async def _awaited(task: asyncio.Task[T]) -> T:
+    return await task

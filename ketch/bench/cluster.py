@@ -36,6 +36,7 @@ from typing import Any
 
 from control.client import ApiClient, ClientConfig
 from control.client import resources as R
+from control.client.process import Terminated, run_until_signalled
 from ketch.bench.api import raise_nofile
 from ketch.bench.cluster_load import (
     LoadPlan,
@@ -377,25 +378,13 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def _run_loop(coro: Any) -> None:
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        asyncio.run(coro)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        loop = runner.get_loop()
-        task = loop.create_task(coro)
-        loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        try:
-            runner.run(_wrap(task))
-        except asyncio.CancelledError:
-            raise _Terminated from None
-        finally:
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _terminated)
-
-
-async def _wrap(task: asyncio.Task[Any]) -> None:
-    await task
+        run_until_signalled(coro)
+    except Terminated as e:
+        if e.signum == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        raise _Terminated from None
+    finally:
+        signal.signal(signal.SIGTERM, _terminated)
 
 
 def run_cluster(args: argparse.Namespace) -> int:

@@ -190,7 +190,8 @@ class NodeAgent:
         self.runtime = await self.runtime_factory(self.pod_cidr)
         self.writer = PodStatusWriter(self.client, self.pods, clock=self.clock,
                                       writers=cfg.status_writers)
-        self.sources = ClusterSources(self.client, self.services, clock=self.clock)
+        self.sources = ClusterSources(self.client, self.services, clock=self.clock,
+                                      node=lambda: self.nodes.cache.get(cfg.name))
         wc = self.worker_config or WorkerConfig(
             host_ip=cfg.address, backoff_cap=cfg.backoff_cap, resync_seconds=cfg.sync_seconds,
             node_allocatable=allocatable(capacity(self.facts, cfg)))

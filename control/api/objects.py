@@ -6,7 +6,7 @@ from typing import Any
 
 from .selectors import LabelSelector, SelectorError, from_label_selector
 
-__all__ = ["meta", "spec_selector"]
+__all__ = ["NODE_TTL_ANNOTATION", "meta", "node_ttl_seconds", "spec_selector"]
 
 Obj = dict[str, Any]
 
@@ -22,4 +22,19 @@ def spec_selector(obj: Obj) -> LabelSelector | None:
     try:
         return from_label_selector((obj.get("spec") or {}).get("selector"))
     except SelectorError:
+        return None
+
+
+#: How long a node agent keeps the ConfigMaps and Secrets it read; set on every Node by the
+#: controller-manager's ttl controller (Kubernetes' name).
+NODE_TTL_ANNOTATION = "node.alpha.kubernetes.io/ttl"
+
+
+def node_ttl_seconds(node: Obj | None) -> int | None:
+    """The Node's TTL annotation as whole seconds; None when absent or not a number (as the
+    kubelet, which then keeps its default)."""
+    value = (meta(node).get("annotations") or {}).get(NODE_TTL_ANNOTATION)
+    try:
+        return int(value) if isinstance(value, str) else None
+    except ValueError:
         return None

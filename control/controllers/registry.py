@@ -30,6 +30,7 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "control.controllers.podgc:PodGCController",
     "nodelifecycle": "control.controllers.nodelifecycle:NodeLifecycleController",
     "taint-eviction": "control.controllers.tainteviction:TaintEvictionController",
+    "ttl": "control.controllers.ttl:TTLController",
 }
 
 

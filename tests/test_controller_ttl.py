@@ -1,0 +1,101 @@
+"""The ttl controller: every Node gets node.alpha.kubernetes.io/ttl from Kubernetes' table by
+cluster size, with hysteresis; and the node agent's ConfigMap/Secret cache honours it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from control.api.objects import NODE_TTL_ANNOTATION, node_ttl_seconds
+from control.client import resources as R
+from control.controllers.ttl import step_for
+from tests.controllers_env import controller_env
+from tests.inprocess import InProcessAPI
+
+Obj = dict[str, Any]
+
+
+@pytest.mark.parametrize(("count", "start", "ttl"), [
+    (0, 0, 0), (100, 0, 0), (101, 0, 15), (1000, 0, 30), (1001, 0, 60), (5000, 0, 300),
+    (95, 1, 15),    # inside the overlap: stays up
+    (89, 1, 0),     # below the range: steps down
+    (460, 2, 30), (449, 2, 15), (10, 4, 0),
+])
+def test_the_step_walks_kubernetes_table_with_hysteresis(count: int, start: int,
+                                                         ttl: int) -> None:
+    from control.controllers.ttl import BOUNDARIES
+    assert BOUNDARIES[step_for(count, start)].ttl_seconds == ttl
+
+
+@pytest.mark.parametrize(("annotations", "seconds"), [
+    ({NODE_TTL_ANNOTATION: "30"}, 30), ({NODE_TTL_ANNOTATION: "thirty"}, None), ({}, None),
+    (None, None)])
+def test_the_annotation_is_read_as_whole_seconds_or_not_at_all(annotations: Any,
+                                                               seconds: int | None) -> None:
+    assert node_ttl_seconds({"metadata": {"annotations": annotations}}) == seconds
+
+
+def _node(name: str) -> Obj:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+
+
+async def _ttls(env: Any) -> set[str | None]:
+    nodes, _ = await env.admin.list_all(R.NODES)
+    return {(n["metadata"].get("annotations") or {}).get(NODE_TTL_ANNOTATION) for n in nodes}
+
+
+async def test_every_node_is_annotated_and_a_bigger_cluster_raises_them_all(
+        api: InProcessAPI) -> None:
+    async with controller_env(api, "ttl") as env:
+        for i in range(3):
+            await env.admin.create(R.NODES, _node(f"n{i}"))
+        for i in range(3):
+            await env.reconcile("ttl", f"n{i}")
+        assert await _ttls(env) == {"0"}
+        # an admin's edit is put back
+        await env.admin.patch(R.NODES, "n1", {"metadata": {"annotations": {
+            NODE_TTL_ANNOTATION: "999"}}})
+        await env.reconcile("ttl", "n1")
+        assert await _ttls(env) == {"0"}
+        # past 100 nodes every node, the old ones included, goes to 15 s — written by the
+        # workers from the queue the step change filled
+        env["ttl"].start_term()
+        async with env.running("ttl"):
+            for i in range(3, 102):
+                await env.admin.create(R.NODES, _node(f"n{i}"))
+            await env.until(lambda: _is(env, {"15"}), timeout=20)
+            # and back below 90: down to 0 s
+            for i in range(15, 102):
+                await env.admin.delete(R.NODES, f"n{i}")
+            await env.until(lambda: _is(env, {"0"}), timeout=20)
+
+
+async def _is(env: Any, want: set[str]) -> bool:
+    return await _ttls(env) == want
+
+
+@pytest.mark.parametrize(("annotation", "fresh_after"), [(None, 2.0), ("0", 2.0), ("30", 30.0)])
+async def test_the_agent_rereads_a_configmap_after_its_nodes_ttl_and_never_under_2s(
+        api: InProcessAPI, annotation: str | None, fresh_after: float) -> None:
+    from control.api.clock import FakeClock
+    from control.client import Informer
+    from node.sources import ClusterSources
+
+    node = _node("n1")
+    if annotation is not None:
+        node["metadata"]["annotations"] = {NODE_TTL_ANNOTATION: annotation}
+    clock = FakeClock()
+    async with api.client() as admin:
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"},
+              "data": {"v": "1"}}
+        await admin.create(R.CONFIGMAPS, cm, "default")
+        sources = ClusterSources(admin, Informer(admin, R.SERVICES), clock=clock,
+                                 node=lambda: node)
+        assert sources.ttl() == fresh_after
+        assert (await sources.configmap("default", "c") or {})["data"] == {"v": "1"}
+        await admin.patch(R.CONFIGMAPS, "c", {"data": {"v": "2"}}, "default")
+        clock.advance(fresh_after - 0.5)
+        assert (await sources.configmap("default", "c") or {})["data"] == {"v": "1"}
+        clock.advance(1.0)
+        assert (await sources.configmap("default", "c") or {})["data"] == {"v": "2"}

@@ -215,7 +215,7 @@ class Registry:
             return await step(copy.deepcopy(old))
         new = await self.storage.guaranteed_update(ctx.gr, ctx.namespace, ctx.name, step,
                                                    expected_resource_version=expected_rv)
-        if new.get("metadata", {}).get("deletionTimestamp") and not _held(ctx.rd, new):
+        if _delete_during_update(ctx.rd, new):
             return await self._remove(ctx, new)
         return new
 
@@ -305,6 +305,18 @@ class Registry:
 
 def _is_namespace(rd: ResourceDef) -> bool:
     return rd.group == "" and rd.resource == "namespaces"
+
+
+def _delete_during_update(rd: ResourceDef, obj: dict[str, Any]) -> bool:
+    """An update removed the last finalizer of an object whose deletion has no grace period
+    left to wait for (kube's ``ShouldDeleteDuringUpdate``): it goes now.  A pod deleted
+    gracefully keeps waiting for its node agent's delete with grace 0, whatever else writes
+    it meanwhile — removing it on, say, a status write from the node lifecycle controller let
+    a StatefulSet start a second ``db-0`` while the first still ran on a partitioned node."""
+    meta = obj.get("metadata") or {}
+    if not meta.get("deletionTimestamp") or _held(rd, obj):
+        return False
+    return not meta.get("deletionGracePeriodSeconds")
 
 
 def _held(rd: ResourceDef, obj: dict[str, Any]) -> bool:

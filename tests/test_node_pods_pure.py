@@ -54,6 +54,13 @@ def named(name: str, status: dict[str, Any]) -> dict[str, Any]:
     pytest.param("Always", [terminated(0)], True, "Succeeded", id="deleted-clean-exit"),
     pytest.param("Never", [running(), terminated(1)], False, "Running", id="one-still-running"),
     pytest.param("Always", [], False, "Pending", id="unknown"),
+    # deleted before it finished — before it ever ran (a pod evicted from a partitioned node
+    # the agent learns of only after the heal): Failed, never a Pending that lasts forever
+    pytest.param("OnFailure", [waiting()], True, "Failed", id="deleted-while-creating"),
+    pytest.param("OnFailure", [], True, "Failed", id="deleted-never-seen"),
+    pytest.param("OnFailure", [crashlooping(1)], True, "Failed", id="deleted-in-back-off"),
+    pytest.param("OnFailure", [terminated(0), waiting()], True, "Failed",
+                 id="deleted-half-done"),
 ])
 def test_phase(policy: str, statuses: list[dict[str, Any]], terminal: bool,
                phase: str) -> None:

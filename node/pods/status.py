@@ -14,7 +14,8 @@ Phase (``getPhase``): Failed as soon as an init container fails under ``restartP
 Pending while an init container has not completed or an app container waits; Running once all
 app containers have started and one runs; with all stopped: Succeeded or Failed when the pod is
 terminal or no container will restart (Never, or OnFailure with all succeeded), else Running
-(they are restarting).  A terminal phase never goes back.
+(they are restarting).  A terminal pod that did not finish (deleted while Pending, an init
+container or a restart still to come) is Failed.  A terminal phase never goes back.
 """
 
 from __future__ import annotations
@@ -180,13 +181,18 @@ def pod_phase(pod: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]], *,
             unknown += 1
     if failed_init and policy == "Never":
         return "Failed"
+    if terminal and not running:
+        # Stopped for good: Succeeded only if every app container ran and succeeded.  A pod
+        # deleted before it finished — maybe before it ever ran — is Failed, as the kubelet
+        # ends a deleted pod, so a Job (podReplacementPolicy Failed) replaces it and removes
+        # its finalizer instead of waiting on a Pending pod forever.
+        done = stopped and stopped == succeeded and not (unknown or waiting or pending_init)
+        return "Succeeded" if done else "Failed"
     if pending_init or (pending_sidecars and not initialized_before) or waiting:
         return "Pending"
     if running and not unknown:
         return "Running"
     if not running and stopped and not unknown:
-        if terminal:
-            return "Succeeded" if stopped == succeeded else "Failed"
         if policy == "Always":
             return "Running"
         if stopped == succeeded:

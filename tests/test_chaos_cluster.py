@@ -6,6 +6,12 @@ needs (watches that lag while requests are answered at once)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -123,3 +129,53 @@ async def test_a_broken_component_is_caught_by_the_right_checker(
     text = render_text(result)
     assert len(result.history.faults) == 1, text
     assert _verdicts(result)[caught_by] == "violation", text
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line or environment names ``text`` (a run's workdir:
+    every component, agent, shim and pod process of a run carries it in one or the other)."""
+    found = []
+    needle = text.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes() or needle in (
+                    entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+    return found
+
+
+@pytest.mark.integration
+def test_a_killed_cluster_run_stops_every_process_it_started(tmp_path: Path) -> None:
+    """SIGTERM to ``ketch chaos run --cluster`` (what ``kill`` or a CI timeout sends) unwinds
+    the run: no component, agent or pod process outlives it.  It once left them all."""
+    report = tmp_path / "run"
+    out = tmp_path / "out.log"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ketch", "chaos", "run", "--cluster", "--duration", "120",
+             "--seed", "1", "--report", str(report)], stdout=sink, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while b"faults begin" not in out.read_bytes():
+            assert proc.poll() is None, out.read_text()
+            assert time.monotonic() < deadline, out.read_text()
+            time.sleep(0.2)
+        assert _processes_mentioning(str(report)), "the run's processes were not found"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(90) == 128 + signal.SIGTERM, out.read_text()
+        deadline = time.monotonic() + 10  # a SIGKILLed process may take a moment to be reaped
+        while (left := _processes_mentioning(str(report))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left == [], out.read_text()
+        assert b"no verdict" in out.read_bytes()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _processes_mentioning(str(report)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -69,36 +69,29 @@ def run_until_signalled(main: Coroutine[Any, Any, T]) -> T:
         factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency
         factory = None
-    got: list[int] = []
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    got: list[int] = []
     try:
-        return _run(main, factory, got)
-    finally:  # uvloop leaves its own handler behind: put the process's back
+        with asyncio.Runner(loop_factory=factory) as runner:
+            loop = runner.get_loop()
+            task = loop.create_task(main)
+
+            def stop(signum: int) -> None:
+                if not got:
+                    got.append(signum)
+                    task.cancel()
+
+            for sig in before:
+                loop.add_signal_handler(sig, stop, sig)
+            try:
+                return runner.run(_awaited(task))
+            except asyncio.CancelledError:
+                if got:
+                    raise Terminated(got[0]) from None
+                raise
+    finally:  # uvloop leaves its own handlers behind: put the process's back
         for sig, handler in before.items():
             signal.signal(sig, handler)
-
-
-def _run(main: Coroutine[Any, Any, T], factory: Any, got: list[int]) -> T:
-    with asyncio.Runner(loop_factory=factory) as runner:
-        loop = runner.get_loop()
-        task = loop.create_task(main)
-
-        def stop(signum: int) -> None:
-            if not got:
-                got.append(signum)
-                task.cancel()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop, sig)
-        try:
-            return runner.run(_awaited(task))
-        except asyncio.CancelledError:
-            if got:
-                raise Terminated(got[0]) from None
-            raise
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
 
 
 async def _awaited(task: asyncio.Task[T]) -> T:

@@ -383,8 +383,6 @@ def _run_loop(coro: Any) -> None:
         if e.signum == signal.SIGINT:
             raise KeyboardInterrupt from None
         raise _Terminated from None
-    finally:
-        signal.signal(signal.SIGTERM, _terminated)
 
 
 def run_cluster(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ the API has it, and a terminal phase never goes back.
 
 ``pod_terminated`` queues the kubelet's last act for a deleted pod: once its final status is
 written, the pod object is deleted with grace period 0 and a UID precondition (a new pod of the
-same name is never touched).  A pod that is gone (404, or another UID) needs nothing more.
+same name is never touched).  A pod that is gone (404, or another UID; 403 when the name now
+belongs to a pod bound to another node) needs nothing more.
 Transient failures (no apiserver, 5xx, 429) are retried with back-off and never lost while the
 agent runs; statuses of pods the API refuses (403, 422) are dropped with a log line.
 """
@@ -277,4 +278,9 @@ class PodStatusWriter:
                                      preconditions={"uid": p.uid})
         except Conflict:
             pass  # another pod of that name: ours is gone
+        except Forbidden as e:
+            # NodeRestriction lets a node delete only pods bound to it, and spec.nodeName never
+            # changes: the pod of that name now is another node's, so ours is gone too.
+            log.info("pod %s/%s: gone (the name is another node's pod now): %s", p.namespace,
+                     p.name, e)
         self._pending.pop(p.uid, None)

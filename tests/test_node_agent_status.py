@@ -151,6 +151,22 @@ async def test_delete_never_touches_a_new_pod_of_the_same_name(api: InProcessAPI
         assert (got.get("status") or {}).get("phase") != "Succeeded"
 
 
+async def test_final_delete_ends_when_the_name_is_another_nodes_pod(api: InProcessAPI) -> None:
+    """NodeRestriction refuses node-1 the delete (403): the name is now a pod bound to node-2,
+    and a pod never changes node, so node-1's pod is gone — nothing to retry."""
+    async with api.client() as admin, node_client(api, "node-1") as node:
+        old = await create_pod(admin, pod("p"))
+        await admin.delete(R.PODS, "p", "default", grace_period_seconds=0)
+        new = await create_pod(admin, pod("p", node="node-2"))
+        async with writer_of(node, _Pods()) as w:
+            w.pod_terminated(old)
+            await asyncio.wait_for(w.flush(), 10)
+            assert w.pending == 0 and not w._retry
+        got = await admin.get(R.PODS, "p", "default")
+        assert got["metadata"]["uid"] == new["metadata"]["uid"]
+        assert not got["metadata"].get("deletionTimestamp")
+
+
 async def test_writes_wait_out_an_unreachable_apiserver(api: InProcessAPI) -> None:
     from tests.agentenv import Relay
 

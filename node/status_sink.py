@@ -33,14 +33,12 @@ from control.api.errors import APIError, BadRequest, Conflict, Forbidden, Invali
 from control.client import ApiClient, Informer
 from control.client import resources as R
 from control.client.ratelimit import ItemBackoff
+from node.pods.status import KUBELET_CONDITIONS, TERMINAL
 
-__all__ = ["KUBELET_CONDITIONS", "PodStatusWriter", "merge_status"]
+__all__ = ["PodStatusWriter", "merge_status"]
 
 log = logging.getLogger("ketch.node.status")
 
-KUBELET_CONDITIONS = frozenset({"PodScheduled", "Ready", "Initialized", "ContainersReady",
-                                "PodReadyToStartContainers"})
-_TERMINAL = ("Succeeded", "Failed")
 _CONFLICT_RETRIES = 3
 
 
@@ -48,12 +46,12 @@ def merge_status(api: Mapping[str, Any], ours: Mapping[str, Any],
                  owned: Collection[str] = ()) -> dict[str, Any]:
     """``ours`` onto ``api``: conditions of ``KUBELET_CONDITIONS`` and ``owned`` types from
     ours, the rest from the API; a terminal phase in the API stays."""
-    mine = KUBELET_CONDITIONS | set(owned)
+    mine = {*KUBELET_CONDITIONS, *owned}
     merged = {**api, **ours}
     merged["conditions"] = [c for c in api.get("conditions") or []
                             if c.get("type") not in mine] + \
         [c for c in ours.get("conditions") or [] if c.get("type") in mine]
-    if api.get("phase") in _TERMINAL and ours.get("phase") not in _TERMINAL:
+    if api.get("phase") in TERMINAL and ours.get("phase") not in TERMINAL:
         merged["phase"] = api["phase"]
     return merged
 

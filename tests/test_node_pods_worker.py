@@ -181,6 +181,25 @@ async def test_pending_until_started_then_running_and_ready(run: Any) -> None:
             await h.task
 
 
+async def test_a_ready_condition_another_writer_changed_is_written_back(run: Any) -> None:
+    """The node lifecycle controller marks pods Ready=False when it loses sight of the node;
+    once the pod is seen again with that status the worker reports its own Ready=True again,
+    although nothing changed on the node (the kubelet's needsReconcile)."""
+    h = await run(pod())
+    await until(lambda: h.sink.statuses and h.sink.condition("Ready")["status"] == "True")
+    ours = h.sink.last
+    marked = {**ours, "conditions": [{**c, "status": "False"} if c["type"] == "Ready" else c
+                                     for c in ours["conditions"]]}
+    count = len(h.sink.statuses)
+    h.worker.update({**h.pod, "status": marked})
+    await until(lambda: len(h.sink.statuses) > count)
+    assert h.sink.condition("Ready")["status"] == "True"
+    count = len(h.sink.statuses)
+    h.worker.update({**h.pod, "status": h.sink.last})  # our write came back: nothing to do
+    await settle()
+    assert len(h.sink.statuses) == count
+
+
 # --- init containers -----------------------------------------------------------------------
 
 

@@ -30,12 +30,13 @@ from node.runtime.api import ContainerState, ContainerStatus, format_container_i
 
 from .containers import is_sidecar
 
-__all__ = ["ContainerView", "PodFacts", "container_status", "pod_phase", "pod_status",
-           "qos_class"]
+__all__ = ["KUBELET_CONDITIONS", "ContainerView", "PodFacts", "container_status",
+           "needs_reconcile", "pod_phase", "pod_status", "qos_class"]
 
 TERMINAL = ("Succeeded", "Failed")
-_KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
-                       "PodScheduled")
+#: The pod conditions the kubelet owns: it computes them, and others' writes of them are undone.
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady",
+                      "PodScheduled")
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,7 @@ def pod_status(pod: Mapping[str, Any], *, init: Mapping[str, ContainerView],
             if old.get(key):
                 status[key] = old[key]
     conditions = [c for c in old.get("conditions") or []
-                  if c.get("type") not in _KUBELET_CONDITIONS]
+                  if c.get("type") not in KUBELET_CONDITIONS]
     conditions += _conditions(pod, app_statuses, init_statuses, phase, facts, started_before)
     status["conditions"] = _stamp(conditions, old.get("conditions") or [], now)
     if facts.host_ip:
@@ -360,3 +361,16 @@ def _stamp(conditions: list[dict[str, Any]], old: Sequence[Mapping[str, Any]],
                                        else format_time(now))
         out.append(c)
     return out
+
+
+def needs_reconcile(api: Mapping[str, Any], ours: Mapping[str, Any]) -> bool:
+    """Whether the API's status ``api`` has lost what the kubelet last computed, ``ours`` (the
+    status manager's ``needsReconcile``): a kubelet condition another writer changed (the node
+    lifecycle controller marks a pod Ready=False when it loses sight of the node) or a
+    non-terminal phase that differs.  Only types and statuses count, so neither timestamps nor
+    a write still on its way make it true for long."""
+    if api.get("phase") not in TERMINAL and ours.get("phase") != api.get("phase"):
+        return True
+    theirs = {c.get("type"): c.get("status") for c in api.get("conditions") or []}
+    return any(theirs.get(c.get("type")) != c.get("status")
+               for c in ours.get("conditions") or [] if c.get("type") in KUBELET_CONDITIONS)

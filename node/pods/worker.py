@@ -50,7 +50,7 @@ from .plan import newest_first
 from .probes import ProbeManager
 from .sink import EventSink, PodSources, StatusSink
 from .starting import Starter, spec_hash
-from .status import ContainerView, PodFacts, pod_status
+from .status import ContainerView, PodFacts, needs_reconcile, pod_status
 
 __all__ = ["PodWorker", "WorkerConfig"]
 
@@ -426,7 +426,7 @@ class PodWorker:
                             init={n: v for n, v in views.items() if n in init_names},
                             app={n: v for n, v in views.items() if n not in init_names},
                             facts=facts, now=self.clock.now())
-        if status != self.last_status:
+        if status != self.last_status or needs_reconcile(self.pod.get("status") or {}, status):
             self.last_status = status
             self.sink.set_status(self.pod, status)
 

@@ -8,7 +8,8 @@ when its heartbeat waits behind the runtime.
 
 Each renewal is a PUT of the last Lease it got back (guarded by its resourceVersion) with
 ``renewTime`` now; a 409 or 404 makes it read (or create) the Lease and try again at once.
-Failures are retried after 200 ms, doubling up to 7 s, then the 10 s rhythm resumes.  The Lease
+Failures are retried after 200 ms, doubling up to 7 s — never slower than the renewal itself,
+so a Lease renewed every 2.5 s retries at least every 2.5 s — then the rhythm resumes.  The Lease
 names the Node as its owner once the Node's UID is known, so deleting the Node deletes it.
 """
 
@@ -43,7 +44,10 @@ class LeaseHeartbeat:
         self.clock = clock
         self.duration = duration
         self.renew_seconds = renew_seconds
-        self.retry_initial, self.retry_cap = retry_initial, retry_cap
+        # a failing heartbeat must not wait longer than a healthy one: with a short Lease (the
+        # chaos cluster's 10 s renewed every 2.5 s) the kubelet's 7-s cap let an apiserver
+        # outage of 6 s turn into 15 s without a renewal, and the node went Unknown
+        self.retry_initial, self.retry_cap = retry_initial, min(retry_cap, renew_seconds)
         self.node_uid = node_uid
         self.renewed_at: float | None = None
         self.renewals = 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from control.api.errors import Expired
 from control.api.selectors import parse_label_selector
 from control.client import ApiClient, Informer, InformerFactory, object_key
 from control.client import resources as R
@@ -115,26 +116,69 @@ async def test_an_expired_resume_relists_and_reports_the_difference(api: InProce
     async with api.client() as c:
         for name in ("keep", "change", "vanish"):
             await c.create(R.CONFIGMAPS, cm(name), "default")
-        factory = InformerFactory(c)
-        inf = factory.informer(R.CONFIGMAPS, namespace="default")
+        link = _Link(c)
+        inf = Informer(link, R.CONFIGMAPS, namespace="default")  # type: ignore[arg-type]
         rec = Recorder(inf)
-        factory.start()
+        task = asyncio.create_task(inf.run())
         try:
             assert await inf.wait_synced(5)
-            # While the informer is cut off, the world moves on and history is compacted away.
-            api.state.cache.close()
+            listed = inf.relists
+            await until(lambda: api.state.cache.watcher_count > 0)  # it is watching
+            # The informer is cut off (its apiserver restarted, then unreachable) while the
+            # world moves on and history is compacted away ...
+            link.up.clear()
+            api.store.break_watches()  # the apiserver's cache relists, ending every watch
+            await until(lambda: link.waiting)
             await c.patch(R.CONFIGMAPS, "change", {"data": {"a": "b"}}, "default")
             await c.delete(R.CONFIGMAPS, "vanish", "default")
             await c.create(R.CONFIGMAPS, cm("new"), "default")
             await api.store.compact(api.store.machine.revision)
             api.store.break_watches()  # the apiserver's cache relists: its window restarts
+            # ... so that its resume point is one the server answers with 410 Expired
+            await until_expired(c, inf.resource_version)
+            link.up.set()
             want = await truth(c)
             await until(lambda: rec.state == want)
             assert rec.duplicates() == []
             assert ("delete", "default/vanish") in {(a, k) for a, k, _ in rec.deliveries}
-            assert inf.relists >= 1
+            assert inf.relists == listed + 1  # the 410 made it list again, once
         finally:
-            await factory.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class _Link:
+    """The client as the informer sees it, with a link that can go down: while ``up`` is clear
+    a new watch waits (as one to an unreachable apiserver retries)."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.up = asyncio.Event()
+        self.up.set()
+        self.waiting = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    async def watch(self, *args: Any, **kw: Any) -> Any:
+        self.waiting = not self.up.is_set()
+        await self.up.wait()
+        self.waiting = False
+        async for ev in self.client.watch(*args, **kw):
+            yield ev
+
+
+async def until_expired(c: ApiClient, rv: int, timeout: float = 5.0) -> None:
+    """Wait until a watch from ``rv`` is refused as too old."""
+    async with asyncio.timeout(timeout):
+        while True:
+            try:
+                async for _ in c.watch(R.CONFIGMAPS, "default", resource_version=str(rv),
+                                       timeout_seconds=1):
+                    pass
+            except Expired:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def test_a_handler_added_late_hears_every_current_object(api: InProcessAPI) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from control.api.clock import Clock, RealClock
-from control.api.errors import APIError, Forbidden, Gone
+from control.api.errors import APIError, Expired, Forbidden, Gone
 
 from .cache import IndexFunc, ObjectCache
 from .ratelimit import Backoff
@@ -143,7 +143,7 @@ class Informer:
                         await self._list()
                     need_list = not await self._watch(listing=listing)
                     backoff.reset()
-                except Gone:  # Expired too: our resourceVersion left the server's window
+                except (Gone, Expired):  # our resourceVersion left the server's window
                     log.info("%r: resourceVersion %s too old; relisting", self,
                              self.resource_version)
                     need_list = True

@@ -131,6 +131,31 @@ async def test_a_command_that_does_not_exist_is_a_start_error(rt: ProcessRuntime
                                                                "StartError")
 
 
+async def test_a_started_container_is_recorded_even_if_its_state_cannot_be_read(
+        rt: ProcessRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    # what the chaos run saw: a stray close (uvloop's pipe transport) made reading state.json
+    # fail with EBADF just after the shim had started the container; the start raised, the
+    # container ran on unrecorded, and the pod worker started a second copy beside it
+    from node.runtime import supervision
+
+    real = supervision.read_json
+
+    def flaky(path: str) -> dict[str, Any] | None:
+        if path.endswith("state.json"):
+            raise OSError(9, "Bad file descriptor")
+        return real(path)
+
+    monkeypatch.setattr(supervision, "read_json", flaky)
+    await sandbox(rt)
+    cid = await run(rt, "pod-1", "c", "sleep", "30")
+    status = await rt.container_status(cid)
+    assert status.state is ContainerState.RUNNING
+    with pytest.raises(ContainerAlreadyRunning):  # no second copy beside it
+        await run(rt, "pod-1", "c", "sleep", "30")
+    await rt.stop_container(cid, 5)  # and it can be stopped: its pid is known
+    assert (await rt.container_status(cid)).state is ContainerState.EXITED
+
+
 async def test_an_unknown_image_cannot_be_pulled(rt: ProcessRuntime) -> None:
     await sandbox(rt)
     with pytest.raises(ImageNotFound):

@@ -65,8 +65,16 @@ class Supervisor:
             raise StartError("no command specified")
         report = await self._spawn_shim(rec)
         if report.get("ok"):
-            state = await asyncio.to_thread(read_json, os.path.join(rec.dir, "state.json"))
-            rec.apply_running(state or {"pid": report.get("pid"), "shim_pid": rec.shim_pid})
+            # the container runs now: whatever happens next, it must be recorded as running
+            # (a start that raised here left it untracked, and the pod worker started a second
+            # copy beside it)
+            try:
+                state = await asyncio.to_thread(read_json, os.path.join(rec.dir, "state.json"))
+            except OSError as e:
+                log.warning("container %s: reading its state failed (%s); using the shim's "
+                            "report", rec.id, e)
+                state = None
+            rec.apply_running(state or _state_of(report.get("pid"), rec.shim_pid))
             self.watch(rec)
             self._on_change(rec, "started")
             return
@@ -94,19 +102,14 @@ class Supervisor:
                     (os.POSIX_SPAWN_DUP2, write_fd, 1),
                     (os.POSIX_SPAWN_OPEN, 2, shim_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                      0o600)])
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
         rec.shim_pid = pid
-        reader = asyncio.StreamReader()
-        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
         exited = self.reaper.watch(pid)
-        try:
-            line = await asyncio.wait_for(reader.readline(), _START_TIMEOUT)
-        except TimeoutError:
-            line = b""
-        finally:
-            transport.close()
+        line = await read_line(read_fd, _START_TIMEOUT)
         if not line:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -198,6 +201,47 @@ class Supervisor:
         await self.record_exit(rec, code,
                                 "Completed" if code == 0 else "Error", "")
         self._on_change(rec, "exited")
+
+
+def _state_of(pid: int | None, shim_pid: int | None) -> dict[str, Any]:
+    """A running container's state as ``state.json`` holds it, read from ``/proc``."""
+    info = procfs.proc_info(pid) if pid else None
+    shim = procfs.proc_info(shim_pid) if shim_pid else None
+    return {"pid": pid, "pid_start": info.start if info else None,
+            "shim_pid": shim_pid, "shim_start": shim.start if shim else None}
+
+
+async def read_line(fd: int, timeout: float) -> bytes:
+    """The first line written to the pipe ``fd`` (what came before EOF if no newline; b"" on
+    timeout), then close ``fd``.
+
+    Not ``loop.connect_read_pipe``: under uvloop (0.23, MagicStack/uvloop#763, still open) libuv
+    and the file object both close the pipe's fd, and the second close can hit a file
+    another thread opened meanwhile under the same number — it did, mid-way through reading a
+    container's ``state.json``, and the started container was lost track of."""
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    buf = bytearray()
+    done = loop.create_future()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return
+        buf.extend(chunk)
+        if (not chunk or b"\n" in chunk) and not done.done():
+            done.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        return b""
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+    return bytes(buf).partition(b"\n")[0]
 
 
 def _touch(path: str) -> None:

@@ -73,8 +73,8 @@ class RunTracker:
 
 def kill_leftovers(tracker: RunTracker, components: Components) -> list[str]:
     """kill -9 every container process still alive after the agents were stopped (none, unless
-    an agent is broken — the keep-replaced-pods proof), each checked against its shim's state
-    file (pid and start time) first; what was killed, for the run's notes.  Their runs keep
+    an agent is broken — the keep-replaced-pods proof, or lost track of one), each checked
+    first against its shim's state file (pid and start time) or its run record's fork time; what was killed, for the run's notes.  Their runs keep
     no end: to the checkers they ran to the end of the run."""
     out = []
     for run in tracker.live():
@@ -82,12 +82,27 @@ def kill_leftovers(tracker: RunTracker, components: Components) -> list[str]:
                                        str(run["uid"]), "containers", str(run["id"]),
                                        "state.json")) or {}
         pid = int(str(run["pid"]))
-        if state.get("pid") == pid and procfs.is_same_process(pid, state.get("pid_start")):
+        # its state file, or (a container its agent lost track of, whose pod directory is
+        # gone) the fork time in the run record, identifies the process
+        same = (procfs.is_same_process(pid, state.get("pid_start")) if state.get("pid") == pid
+                else _forked_at(pid, float(run["mono"])))
+        if same:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             out.append(f"container process {pid} ({run.get('namespace')}/{run.get('pod')} "
                        f"{run.get('container')} on {run.get('node')}) outlived its agent; killed")
     return out
+
+
+def _forked_at(pid: int, mono: float) -> bool:
+    """Whether ``pid`` is alive and was started within a second after ``mono`` (the run
+    record's time, taken just before the fork): the same process, not a reused pid."""
+    info = procfs.proc_info(pid)
+    if info is None or info.state == "Z":
+        return False
+    boot_minus_mono = time.clock_gettime(time.CLOCK_BOOTTIME) - time.monotonic()
+    started = info.start / procfs.CLOCK_TICKS - boot_minus_mono
+    return -0.05 <= started - mono <= 1.0
 
 
 def _run(start: Obj, end: Obj | None) -> ProcessRun:

@@ -74,8 +74,9 @@ class RunTracker:
 def kill_leftovers(tracker: RunTracker, components: Components) -> list[str]:
     """kill -9 every container process still alive after the agents were stopped (none, unless
     an agent is broken — the keep-replaced-pods proof, or lost track of one), each checked
-    first against its shim's state file (pid and start time) or its run record's fork time; what was killed, for the run's notes.  Their runs keep
-    no end: to the checkers they ran to the end of the run."""
+    first against its shim's state file (pid and start time) or its run record's fork time;
+    what was killed, for the run's notes.  Their runs keep no end: to the checkers they ran to
+    the end of the run."""
     out = []
     for run in tracker.live():
         state = read_json(os.path.join(components.get(str(run["node"])).dir, "runtime", "pods",

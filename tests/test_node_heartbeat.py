@@ -41,7 +41,8 @@ class _Enough(Exception):
 
 async def _waits(renew_seconds: float, n: int = 10) -> list[float]:
     clock = _Waits(n)
-    hb = LeaseHeartbeat(_Down(), "node-1", clock=clock, duration=int(renew_seconds * 4),  # type: ignore[arg-type]
+    down: Any = _Down()
+    hb = LeaseHeartbeat(down, "node-1", clock=clock, duration=int(renew_seconds * 4),
                         renew_seconds=renew_seconds)
     with pytest.raises(_Enough):
         await hb.run()

@@ -205,10 +205,8 @@ class Supervisor:
 
 def _state_of(pid: int | None, shim_pid: int | None) -> dict[str, Any]:
     """A running container's state as ``state.json`` holds it, read from ``/proc``."""
-    info = procfs.proc_info(pid) if pid else None
-    shim = procfs.proc_info(shim_pid) if shim_pid else None
-    return {"pid": pid, "pid_start": info.start if info else None,
-            "shim_pid": shim_pid, "shim_start": shim.start if shim else None}
+    return {"pid": pid, "pid_start": procfs.start_ticks(pid) if pid else None,
+            "shim_pid": shim_pid, "shim_start": procfs.start_ticks(shim_pid) if shim_pid else None}
 
 
 async def read_line(fd: int, timeout: float) -> bytes:

@@ -66,7 +66,10 @@ def test_sabotage_needs_explicit_permission(tmp_path: Path) -> None:
     assert sabotage_of({}) is None
 
 
-MAX_RUNS = 3  # each run kills the leader about twice: "caught within 6 leader kills"
+# Each run kills the leader about twice.  Most runs catch the loss at the first or second
+# kill, but one CI run (stop 18) and 1 of 4 local tries missed it in three runs (6 kills);
+# six runs give it 12 kills, and a run that catches it ends the test at once.
+MAX_RUNS = 6
 
 
 async def _truncation_run(tmp_path: Path, fixes: bool, attempt: int):
@@ -84,7 +87,7 @@ async def test_the_pysyncobj_truncation_bug_is_caught_when_the_workaround_is_off
     """With pysyncobj's own pipelining (64 KiB messages, one command per entry, hundreds in
     flight) and 256 writers, the unpatched store loses acknowledged writes; seen at the
     first or second leader kill in most runs (76, 138, 182 writes lost).  The bug is a race,
-    so the test allows up to MAX_RUNS runs (about 6 kills) to catch it."""
+    so the test allows up to MAX_RUNS runs (about 12 kills) to catch it."""
     kills = 0
     readable, attempt = 0, 0
     report = "no run could be read to the end"

@@ -25,6 +25,7 @@ class Recorder:
     def __init__(self, informer: Informer) -> None:
         self.state: dict[str, str] = {}
         self.deliveries: list[tuple[str, str, str]] = []
+        self.replaced: set[tuple[str, str]] = set()  # (action, key) told during a relist
         self.informer = informer
         informer.add_handler(on_add=self.add, on_update=self.update, on_delete=self.delete)
 
@@ -36,16 +37,22 @@ class Recorder:
         self._check_whole()
         self.state[object_key(o)] = self._rv(o)
         self.deliveries.append(("add", object_key(o), self._rv(o)))
+        if self.informer.replacing:
+            self.replaced.add(("add", object_key(o)))
 
     def update(self, old: Obj, new: Obj) -> None:
         assert self.state.get(object_key(new)) == self._rv(old)
         self.state[object_key(new)] = self._rv(new)
         self.deliveries.append(("update", object_key(new), self._rv(new)))
+        if self.informer.replacing:
+            self.replaced.add(("update", object_key(new)))
 
     def delete(self, o: Obj) -> None:
         assert object_key(o) in self.state
         del self.state[object_key(o)]
         self.deliveries.append(("delete", object_key(o), self._rv(o)))
+        if self.informer.replacing:
+            self.replaced.add(("delete", object_key(o)))
 
     def _check_whole(self) -> None:
         # a handler never sees a half-applied relist: the cache is already whole when called
@@ -142,6 +149,14 @@ async def test_an_expired_resume_relists_and_reports_the_difference(api: InProce
             assert rec.duplicates() == []
             assert ("delete", "default/vanish") in {(a, k) for a, k, _ in rec.deliveries}
             assert inf.relists == listed + 1  # the 410 made it list again, once
+            # what the relist told is marked as such (changes in between were never seen)
+            assert {("update", "default/change"), ("delete", "default/vanish"),
+                    ("add", "default/new")} <= rec.replaced
+            await c.patch(R.CONFIGMAPS, "keep", {"data": {"x": "y"}}, "default")
+            await until(lambda: ("update", "default/keep") in
+                        {(a, k) for a, k, _ in rec.deliveries})
+            assert ("update", "default/keep") not in rec.replaced  # a watch event is not
+            assert not inf.replacing
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

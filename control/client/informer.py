@@ -86,6 +86,10 @@ class Informer:
         self.resource_version = 0  # the newest version applied (list, event or bookmark)
         self.relists = 0
         self.resumes = 0
+        # True while handlers are told a relist's difference: what they hear then is the
+        # object's state now, and changes in between were never seen (client-go's Replaced
+        # deltas).  Observers that judge histories read it; controllers need not.
+        self.replacing = False
         self._handlers: list[Handler] = []
         self._advanced = asyncio.Condition()
 
@@ -220,15 +224,19 @@ class Informer:
             self.cache.put(o)
         self.relists += 1
         self.resource_version = max(rv, 0)
-        for key, old in before.items():
-            if key not in fresh:
-                self._notify_delete(old)
-        for key, new in fresh.items():
-            prior = before.get(key)
-            if prior is None:
-                self._notify_add(new)
-            elif _rv(prior) != _rv(new):
-                self._notify_update(prior, new)
+        self.replacing = True
+        try:
+            for key, old in before.items():
+                if key not in fresh:
+                    self._notify_delete(old)
+            for key, new in fresh.items():
+                prior = before.get(key)
+                if prior is None:
+                    self._notify_add(new)
+                elif _rv(prior) != _rv(new):
+                    self._notify_update(prior, new)
+        finally:
+            self.replacing = False
         self.synced.set()
         async with self._advanced:
             self._advanced.notify_all()

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from control.api.clock import parse_time
 from control.client import ApiClient, InformerFactory
 from control.client import resources as R
 from node.runtime import procfs, runrecord
@@ -212,9 +213,16 @@ class Observer:
             rv = int(meta.get("resourceVersion") or 0)
         except ValueError:
             rv = 0
+        now = time.monotonic()
+        data = _compact(resource.split(".")[0], obj)
+        if self.informers[resource].replacing:
+            data["relist"] = True  # its state now; changes since the last sight were missed
+        created = parse_time(meta.get("creationTimestamp"))
+        if created is not None:  # on this clock; whole seconds, so up to 1 s early
+            data["created"] = round(created.timestamp() - (time.time() - now), 3)
         self.history.observations.append(Observation(
-            time.monotonic(), resource.split(".")[0], kind, rv, meta.get("namespace") or "",
-            meta.get("name") or "", _compact(resource.split(".")[0], obj)))
+            now, resource.split(".")[0], kind, rv, meta.get("namespace") or "",
+            meta.get("name") or "", data))
 
     def start(self) -> None:
         self.factory.start()

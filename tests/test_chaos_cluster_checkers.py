@@ -91,23 +91,29 @@ class Watch:
         self.rv = 0
 
     def add(self, resource: str, name: str, data: dict[str, Any], *,
-            type: str = "MODIFIED", at: float | None = None) -> None:
-        self.rv += 1
-        self.obs.append(Observation(self.rv * 0.1 if at is None else at, resource, type,
-                                    self.rv, "ns", name, data))
+            type: str = "MODIFIED", at: float | None = None, rv: int | None = None) -> None:
+        """``rv``: an object's own older version, as a relist tells it (default: the next)."""
+        if rv is None:
+            self.rv += 1
+        self.obs.append(Observation((rv or self.rv) * 0.1 if at is None else at, resource,
+                                    type, rv or self.rv, "ns", name, data))
 
     def deployment(self, replicas: int, surge: int = 1) -> None:
         self.add("deployments", "web", {"uid": "d", "replicas": replicas, "surge": surge})
 
-    def rs(self, uid: str, replicas: int) -> None:
-        self.add("replicasets", f"web-{uid}", {"uid": uid, "replicas": replicas,
-                                               "owner": {"kind": "Deployment", "uid": "d"}})
+    def rs(self, uid: str, replicas: int, *, at: float | None = None, rv: int | None = None,
+           **seen: Any) -> None:
+        self.add("replicasets", f"web-{uid}", {"uid": uid, "replicas": replicas, **seen,
+                                               "owner": {"kind": "Deployment", "uid": "d"}},
+                 at=at, rv=rv)
 
     def pod(self, uid: str, rs: str, *, deleting: bool = False, type: str = "ADDED",
-            phase: str = "Pending", at: float | None = None) -> None:
+            phase: str = "Pending", at: float | None = None, rv: int | None = None,
+            **seen: Any) -> None:
+        """``seen``: what the observer adds: ``relist=True``, ``created`` (its clock)."""
         self.add("pods", f"p-{uid}", {"uid": uid, "deleting": deleting, "phase": phase,
-                                      "owner": {"kind": "ReplicaSet", "uid": rs}}, type=type,
-                 at=at)
+                                      "owner": {"kind": "ReplicaSet", "uid": rs}, **seen},
+                 type=type, at=at, rv=rv)
 
 
 def test_a_rolling_update_within_max_surge_passes() -> None:
@@ -175,6 +181,63 @@ def test_a_surge_beyond_max_surge_is_caught() -> None:
     result = replica_surge(w.obs)
     assert result.verdict == "violation"
     assert "replicas + maxSurge at most 3" in result.violations[-1]
+
+
+def test_a_pod_first_seen_late_is_dated_by_its_creation() -> None:
+    """The observer was blind while the pod was created and started; when it relisted, the
+    rollout had already scaled the ReplicaSet to 0 (and the controller-manager that would
+    delete the pod was down).  The pod was created while replicas was 1."""
+    w = Watch()
+    w.rs("a", 1, at=1.0)
+    w.rs("a", 0, at=20.0)
+    w.pod("p1", "a", phase="Running", at=40.0, relist=True, created=2.0)
+    assert replica_surge(w.obs, window=10.0).verdict == "ok"
+    dated_by_sight = Watch()
+    dated_by_sight.rs("a", 1, at=1.0)
+    dated_by_sight.rs("a", 0, at=20.0)
+    dated_by_sight.pod("p1", "a", phase="Running", at=40.0, relist=True)
+    assert replica_surge(dated_by_sight.obs, window=10.0).verdict == "violation"
+
+
+def test_an_eviction_the_observer_missed_is_not_a_surge() -> None:
+    """The old pod was evicted and replaced while the observer was blind; the relist tells
+    the replacement (at its own older version) and the eviction (at a later one)."""
+    w = Watch()
+    w.rs("a", 1)
+    w.pod("old", "a", phase="Running")
+    w.rv += 1  # the eviction: unseen
+    w.rv += 1
+    w.pod("new", "a", at=30.0, relist=True, created=25.0)  # created after the eviction
+    w.pod("old", "a", deleting=True, type="MODIFIED", at=30.0, relist=True)
+    result = replica_surge(w.obs, window=10.0)
+    assert result.verdict == "ok", result.lines()
+
+
+def test_a_surge_across_a_relist_is_still_caught() -> None:
+    """The old pod did not change while the observer was blind, so it was active all along:
+    a second pod of a 1-replica ReplicaSet is a surge whether seen by watch or by relist."""
+    w = Watch()
+    w.rs("a", 1)
+    w.pod("old", "a", phase="Running")
+    w.rv += 2
+    w.pod("new", "a", at=30.0, relist=True, created=25.0)
+    result = replica_surge(w.obs, window=10.0)
+    assert result.verdict == "violation"
+    assert "2 active pods, replicas at most 1" in result.violations[0]
+
+
+def test_a_replicaset_changed_while_unseen_bounds_nothing_in_between() -> None:
+    """A rollback scaled an old ReplicaSet up and a later rollout down again, both unseen:
+    its pods of the meantime are not judged against the 0 seen before and after."""
+    w = Watch()
+    w.rs("a", 0)
+    base = w.rv
+    w.rv += 10
+    w.pod("p1", "a", phase="Running", at=30.0, rv=base + 3, relist=True, created=25.0)
+    w.pod("p2", "a", phase="Running", at=30.0, rv=base + 4, relist=True, created=25.0)
+    w.rs("a", 0, at=30.0, relist=True)
+    result = replica_surge(w.obs, window=10.0)
+    assert result.verdict == "ok", result.lines()
 
 
 # --- leaders ---------------------------------------------------------------------------------

@@ -10,9 +10,13 @@ records) and what the components really sent (their write logs) — not from API
 - ``replica_surge``: whenever a pod of a ReplicaSet appears (in the watch history, replayed in
   resourceVersion order), its ReplicaSet has no more active pods (not being deleted, not
   finished) than its replicas, and its Deployment no more than replicas + maxSurge — against
-  the largest value either held in the ``window`` before, since a controller acts on what it
-  read a moment ago.  Pods evicted from an unreachable node are being deleted and do not
-  count, so their replacements are allowed.
+  the largest value either held from ``window`` before the pod was created, since a controller
+  acts on what it read a moment ago.  Pods evicted from an unreachable node are being deleted
+  and do not count, so their replacements are allowed.  What the observer missed is not
+  guessed: a pod is dated by its creationTimestamp, not by when the observer first saw it, and
+  where an object's next sighting came from a relist (its state now; the changes between were
+  never seen), its state in between is unknown — a pod then does not count and a ReplicaSet's
+  or Deployment's bound is open.
 - ``one_active_leader``: for the controller-managers and for the schedulers, the writes of
   each (identity, lease term) never interleave with another's: no write of an older term is
   sent after a write of a newer one was acknowledged, and no two identities share a term.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -114,22 +119,38 @@ def indexed_job_at_most_one(runs: Iterable[ProcessRun], *, t0: float = 0.0) -> C
 
 class _Versions:
     """An object's values by resourceVersion: the one current at an rv, and the largest
-    held over an rv window."""
+    held over an rv window.  ``math.inf`` stands for a value the observer never saw."""
 
     def __init__(self) -> None:
         self.rvs: list[int] = []
-        self.values: list[int] = []
+        self.values: list[float] = []
 
-    def add(self, rv: int, value: int) -> None:
+    def add(self, rv: int, value: float) -> None:
         self.rvs.append(rv)
         self.values.append(value)
 
-    def largest(self, lo: int, hi: int) -> int | None:
+    def largest(self, lo: int, hi: int) -> float | None:
         """The largest value current at any rv in [lo, hi]."""
         first = max(0, bisect.bisect_right(self.rvs, lo) - 1)
         last = bisect.bisect_right(self.rvs, hi)
         window = self.values[first:last]
         return max(window) if window else None
+
+
+def _unseen_next(ordered: Sequence[Observation]) -> list[bool]:
+    """Per observation (in rv order): was its object's next sighting a relist's, at a later
+    rv, so that its state after this one and before that one was never seen?"""
+    out = [False] * len(ordered)
+    next_relisted: dict[str, int] = {}  # uid -> rv of its next sighting, if a relist's
+    for i in range(len(ordered) - 1, -1, -1):
+        o = ordered[i]
+        uid = str(o.data.get("uid"))
+        out[i] = next_relisted.get(uid, o.rv) > o.rv + 1
+        if o.data.get("relist"):
+            next_relisted[uid] = o.rv
+        else:
+            next_relisted.pop(uid, None)
+    return out
 
 
 def replica_surge(observations: Iterable[Observation], *, window: float = 10.0,
@@ -150,15 +171,20 @@ def replica_surge(observations: Iterable[Observation], *, window: float = 10.0,
     seen: set[str] = set()
     violations: list[str] = []
     checked = 0
-    for o in sorted(obs, key=lambda o: (o.rv, o.at)):
+    ordered = sorted(obs, key=lambda o: (o.rv, o.at))
+    for o, unseen_next in zip(ordered, _unseen_next(ordered), strict=True):
         d, uid = o.data, str(o.data.get("uid"))
-        if o.resource == "replicasets":
-            rs_replicas[uid].add(o.rv, int(d.get("replicas") or 0))
-            if (d.get("owner") or {}).get("kind") == "Deployment":
+        if o.resource in ("replicasets", "deployments"):
+            versions = (rs_replicas if o.resource == "replicasets" else dep_limit)[uid]
+            if d.get("relist") and not versions.rvs:
+                versions.add(0, math.inf)  # it existed before it was first seen
+            value = int(d.get("replicas") or 0) + int(d.get("surge") or 0)
+            versions.add(o.rv, value)
+            if unseen_next:
+                versions.add(o.rv + 1, math.inf)
+            if o.resource == "replicasets" and (d.get("owner") or {}).get(
+                    "kind") == "Deployment":
                 rs_owner[uid] = str(d["owner"]["uid"])
-            continue
-        if o.resource == "deployments":
-            dep_limit[uid].add(o.rv, int(d.get("replicas") or 0) + int(d.get("surge") or 0))
             continue
         owner = d.get("owner") or {}
         live = o.type != "DELETED" and not d.get("deleting") and d.get("phase") not in (
@@ -168,12 +194,14 @@ def replica_surge(observations: Iterable[Observation], *, window: float = 10.0,
             continue
         rs = str(owner.get("uid"))
         active[uid] = rs
-        if uid in seen:
-            continue
-        seen.add(uid)
-        checked += 1
-        lo = rv_before(o.at - window)
-        violations += _surge_at(o, rs, active, rs_replicas, dep_limit, rs_owner, lo, t0)
+        if uid not in seen:
+            seen.add(uid)
+            checked += 1
+            created = min(o.at, float(d.get("created", o.at)))
+            lo = rv_before(created - window)
+            violations += _surge_at(o, rs, active, rs_replicas, dep_limit, rs_owner, lo, t0)
+        if unseen_next:
+            active.pop(uid, None)  # until the relist says what it became
     return CheckResult("replica_surge", verdict_of(violations, checked), violations,
                        {"pods_created": checked, "replicasets": len(rs_replicas)})
 

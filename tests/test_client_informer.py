@@ -14,6 +14,7 @@ from control.api.selectors import parse_label_selector
 from control.client import ApiClient, Informer, InformerFactory, object_key
 from control.client import resources as R
 from control.client.cache import ObjectCache
+from control.client.errors import OutcomeUnknown
 from tests.inprocess import InProcessAPI
 
 Obj = dict[str, Any]
@@ -241,3 +242,60 @@ def test_cache_indexes_follow_changes() -> None:
     assert cache.list("a", parse_label_selector("!app")) == [moved]
     cache.pop("a/p")
     assert not cache.by_index("owner", "u1") and len(cache) == 0
+
+
+class _Breaking:
+    """The client as the informer sees it, through a link that breaks every watch after
+    ``deliver`` events (0: before it opens), as a partition does, and a clock that records
+    the informer's back-off sleeps and lets the next attempt run almost at once."""
+
+    def __init__(self, client: ApiClient, deliver: int) -> None:
+        self.client, self.deliver = client, deliver
+        self.clock = self
+        self.sleeps: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def monotonic(self) -> float:
+        return self.client.clock.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        await asyncio.sleep(0.001)
+
+    async def watch(self, *args: Any, **kw: Any) -> Any:
+        n = 0
+        if self.deliver:
+            async for ev in self.client.watch(*args, **kw):
+                yield ev
+                n += 1
+                if n >= self.deliver:
+                    break
+        raise OutcomeUnknown("watch broke: the link lost bytes")
+
+
+@pytest.mark.parametrize("deliver", [1, 0], ids=["each-stream-delivered", "never-opened"])
+async def test_back_off_grows_only_while_the_watches_keep_failing(api: InProcessAPI,
+                                                                  deliver: int) -> None:
+    """A node partitioned a dozen times in an hour must resume its watches at once after
+    the twelfth heal, as after the first; only failures in a row back off further."""
+    async with api.client() as c:
+        link = _Breaking(c, deliver)
+        inf = Informer(link, R.CONFIGMAPS, namespace="default",  # type: ignore[arg-type]
+                       clock=link)  # type: ignore[arg-type]
+        task = asyncio.create_task(inf.run())
+        try:
+            assert await inf.wait_synced(5)
+            for i in range(12):  # every change ends the stream that delivers it
+                await c.create(R.CONFIGMAPS, cm(f"c{i}"), "default")
+                await until(lambda i=i: f"default/c{i}" in {object_key(o) for o in inf.cache}
+                            or not deliver)
+            await until(lambda: len(link.sleeps) >= 12)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if deliver:
+        assert max(link.sleeps) <= 0.5, link.sleeps  # the first step, every time
+    else:
+        assert max(link.sleeps) >= 15.0, link.sleeps  # 0.5 s doubling to the 30-s cap

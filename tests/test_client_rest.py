@@ -250,3 +250,32 @@ async def test_requests_share_a_bounded_pool_and_watches_do_not_count(api: InPro
             t.cancel()
         for w in watches:
             await w.aclose()
+
+
+async def test_a_watch_whose_request_is_lost_fails_over_instead_of_waiting_forever(
+        api: InProcessAPI) -> None:
+    """A watch opened into a partition is never answered: with no timeout on the answer's
+    head it would wait for good (even after the heal, nothing more crosses that
+    connection).  It is an attempt like any other: it times out and the client fails over."""
+    from urllib.parse import urlsplit
+
+    from chaos.proxy import DROP, LinkProxy
+
+    target = urlsplit(api.url)
+    proxy = LinkProxy("api", (target.hostname or "127.0.0.1", target.port or 443))
+    await proxy.start()
+    config = ClientConfig.from_cert_paths(f"https://127.0.0.1:{proxy.port}",
+                                          admin_paths(api.certs))
+    try:
+        async with ApiClient(config, timeout=1.5, attempt_timeout=0.5) as c:
+            # a watch that ends leaves its connection in the pool, where the next one
+            # finds it: its request then crosses a connection that is already open
+            async for _ in c.watch(R.CONFIGMAPS, "default", timeout_seconds=1):
+                pass
+            proxy.set(forward=DROP, backward=DROP)
+            async with asyncio.timeout(10):
+                with pytest.raises(Unreachable):
+                    async for _ in c.watch(R.CONFIGMAPS, "default"):
+                        pass
+    finally:
+        await proxy.stop()

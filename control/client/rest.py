@@ -304,9 +304,12 @@ class ApiClient:
             base = self.server if server is None else self.config.servers[
                 server % len(self.config.servers)]
             try:
-                resp = await self.stream_session.get(
-                    base + path, params=params, headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.attempt_timeout))
+                # the answer's head within an attempt (a request lost in a partition is
+                # never answered); the stream itself may then stay quiet as long as it likes
+                async with asyncio.timeout(self.attempt_timeout):
+                    resp = await self.stream_session.get(
+                        base + path, params=params, headers=headers,
+                        timeout=aiohttp.ClientTimeout(total=None))
             except (aiohttp.ClientConnectionError, TimeoutError) as e:
                 if server is None:
                     self._failover(base)

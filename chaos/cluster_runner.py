@@ -200,15 +200,20 @@ def cluster_checks(history: History, timings: Timings, bound: float) -> list[Any
 
 
 async def _until_converged(c: Any, tracker: RunTracker, apps: ClusterWorkload,
-                           session: aiohttp.ClientSession, limit: float) -> list[str]:
-    """Poll until the cluster is whole (returns []) or ``limit`` passes (what is left)."""
-    until = time.monotonic() + limit
+                           session: aiohttp.ClientSession, limit: float,
+                           trail: list[list[Any]] | None = None) -> list[str]:
+    """Poll until the cluster is whole (returns []) or ``limit`` passes (what is left).
+    ``trail`` gets [seconds, first problems] each time what is wrong changes."""
+    start = time.monotonic()
+    until = start + limit
     left = ["not checked yet"]
     while time.monotonic() < until:
         try:
             left = await problems(c, tracker, apps, session)
         except Exception as e:  # noqa: BLE001 - a read that failed is "not converged yet"
             left = [f"cannot read the cluster: {type(e).__name__} {e}"[:200]]
+        if trail is not None and (not trail or trail[-1][1] != left[:3]):
+            trail.append([round(time.monotonic() - start, 1), left[:3]])
         if not left:
             return []
         await asyncio.sleep(0.5)
@@ -246,9 +251,11 @@ async def _schedule(cluster: ChaosCluster, history: History, names: list[str],
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(apps.mutate(action_rng, wake, 0.0), 30)
         since = max(record.healed_at, time.monotonic())
-        left = await _until_converged(c, tracker, apps, session, settle)
+        trail: list[list[Any]] = []
+        left = await _until_converged(c, tracker, apps, session, settle, trail)
         done = None if left else time.monotonic()
-        history.convergence.append(Convergence(len(history.faults) - 1, since, done, left))
+        history.convergence.append(Convergence(len(history.faults) - 1, since, done, left,
+                                               trail))
         progress(f"          converged in {done - since:.1f}s" if done is not None else
                  f"          NOT converged after {settle:.0f}s: {'; '.join(left[:4])}")
 

@@ -25,10 +25,10 @@ changes seen through watches), ``components`` (what the run did to each process:
 pause...) and ``convergence`` (per fault, when the cluster was whole again after the heal).
 
 File format (`History.to_jsonl`): UTF-8 JSON Lines.  The first line is
-``{"type": "header", "format": "ketch-chaos-history", "version": 1}``; every other line is one
-record tagged by ``"type"``: "op", "watch", "fault", "leader", "revision", "lease", "run",
+``{"record": "header", "format": "ketch-chaos-history", "version": 2}``; every other line is
+one record tagged by ``"record"``: "op", "watch", "fault", "leader", "revision", "lease", "run",
 "write", "obs", "component" or "convergence", whose other fields are the dataclass fields
-below.  A ``bytes`` value anywhere is written as the object
+below (version 1 tagged them by ``"type"``, which an observation's own ``type`` overwrote).  A ``bytes`` value anywhere is written as the object
 ``{"$b64": "<standard base64>"}`` so bytes and str survive the round trip exactly; tuples come
 back as lists inside op inputs/outputs; dict keys must be strings.
 """
@@ -70,7 +70,7 @@ Status = Literal["ok", "fail", "unknown"]
 STATUSES: tuple[str, ...] = ("ok", "fail", "unknown")
 Value = str | bytes | None
 FORMAT = "ketch-chaos-history"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -250,12 +250,15 @@ class ComponentEvent:
 @dataclass
 class Convergence:
     """After fault number ``fault`` (index in ``History.faults``) was healed: when the
-    cluster was whole again (None: not within the wait), and what was still wrong then."""
+    cluster was whole again (None: not within the wait), and what was still wrong then;
+    ``trail``: what kept it from being whole, each time that changed ([seconds after the
+    heal, the first few problems]), so a slow convergence says what it waited on."""
 
     fault: int
     healed_at: float
     converged_at: float | None
     problems: list[str] = field(default_factory=list)
+    trail: list[list[Any]] = field(default_factory=list)
 
     @property
     def seconds(self) -> float | None:
@@ -385,11 +388,12 @@ class History:
 
     def to_jsonl(self, path: str | Path) -> None:
         """Write the whole history to ``path`` in the format of the module docstring."""
-        lines = [json.dumps({"type": "header", "format": FORMAT, "version": FORMAT_VERSION})]
+        lines = [json.dumps({"record": "header", "format": FORMAT,
+                             "version": FORMAT_VERSION})]
         for tag, records in self._record_lists():
             for record in records:
                 body = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-                lines.append(json.dumps({"type": tag, **_encode(body)}, allow_nan=False))
+                lines.append(json.dumps({"record": tag, **_encode(body)}, allow_nan=False))
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     @classmethod
@@ -401,7 +405,7 @@ class History:
             if not line.strip():
                 continue
             data = _decode(json.loads(line))
-            tag = data.pop("type", None)
+            tag = data.pop("record", None)
             if tag == "header":
                 if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
                     raise ValueError(f"line {number}: not a {FORMAT} v{FORMAT_VERSION} file")

@@ -28,10 +28,12 @@ from chaos.checkers import (
 )
 from chaos.checkers.register import compile_op, step
 from chaos.history import (
+    Convergence,
     FaultRecord,
     History,
     LeaderObservation,
     LeaseRecord,
+    Observation,
     Op,
     RevisionObservation,
     WatchEvent,
@@ -700,6 +702,9 @@ def test_history_records_and_round_trips(tmp_path: Any) -> None:
     history.leaders.append(lo(1.0, "s1", 3))
     history.revisions.append(RevisionObservation(1.0, "s1", 2))
     history.leases.append(LeaseRecord(7, 5, 1.0, (2.0,), None))
+    # a cluster run's records, among them one whose own field is named "type"
+    history.observations.append(Observation(3.0, "pods", "DELETED", 9, "ns", "p", {"uid": "u"}))
+    history.convergence.append(Convergence(0, 2.0, 4.5, [], [[0.0, ["pod p not Ready"]]]))
     assert history.summary() == {"put": {"ok": 1, "pending": 1}, "get": {"ok": 1}}
     assert [o.id for o in history.ops(kind="put")] == [a, c] and history.ops(
         status="ok", kind="get"
@@ -715,6 +720,8 @@ def test_history_records_and_round_trips(tmp_path: Any) -> None:
         history.leaders,
     )
     assert (again.revisions, again.leases) == (history.revisions, history.leases)
+    assert (again.observations, again.convergence) == (history.observations,
+                                                       history.convergence)
     assert '{"$b64": "AP9ieXRlcw=="}' in path.read_text()
     assert check_linearizable(again).verdict == "ok"
     assert "pending" in history.format_summary()
@@ -722,10 +729,13 @@ def test_history_records_and_round_trips(tmp_path: Any) -> None:
 
 def test_history_rejects_foreign_files(tmp_path: Any) -> None:
     path = tmp_path / "h.jsonl"
-    path.write_text('{"type": "header", "format": "other", "version": 1}\n')
+    path.write_text('{"record": "header", "format": "other", "version": 2}\n')
     with pytest.raises(ValueError, match="not a ketch-chaos-history"):
         History.from_jsonl(path)
-    path.write_text('{"type": "mystery"}\n')
+    path.write_text('{"record": "header", "format": "ketch-chaos-history", "version": 1}\n')
+    with pytest.raises(ValueError, match="not a ketch-chaos-history v2"):
+        History.from_jsonl(path)
+    path.write_text('{"record": "mystery"}\n')
     with pytest.raises(ValueError, match="unknown record type"):
         History.from_jsonl(path)
 

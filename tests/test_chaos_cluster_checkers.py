@@ -280,8 +280,13 @@ def test_convergence_within_the_bound() -> None:
     result = convergence(bad, faults, bound=30)
     assert result.verdict == "violation"
     assert "#3 kill-pod" in result.violations[0] and "wants 2" in result.violations[0]
-    slow = [Convergence(0, 2.0, 40.0)]
-    assert convergence(slow, faults, bound=30).verdict == "violation"
+    slow = [Convergence(0, 2.0, 40.0, [], [[0.0, ["node node-1 is not Ready"]],
+                                           [9.5, ["statefulset db: 2 Ready, wants 3"]],
+                                           [38.0, []]])]
+    result = convergence(slow, faults, bound=30)
+    assert result.verdict == "violation"
+    assert ("took 38.0 s (bound 30 s): waited on from 9.5 s: statefulset db: 2 Ready, "
+            "wants 3 | from 0.0 s: node node-1 is not Ready") in result.violations[0]
 
 
 def node_obs(at: float, ready: str) -> Observation:

@@ -32,6 +32,10 @@ def convergence(records: Sequence[Convergence], faults: Sequence[FaultRecord], *
             took = "did not converge" if c.seconds is None else f"took {c.seconds:.1f} s"
             shown = "; ".join(c.problems[:6]) + (f"; … {len(c.problems) - 6} more"
                                                  if len(c.problems) > 6 else "")
+            if not shown:  # converged late: what it waited on, last first
+                shown = "waited on " + " | ".join(
+                    f"from {at:.1f} s: {'; '.join(left)}"
+                    for at, left in reversed([t for t in c.trail if t[1]][-3:]))
             violations.append(f"{what} (healed at {c.healed_at - t0:.1f}): {took} "
                               f"(bound {bound:.0f} s): {shown}")
     times = sorted(c.seconds for c in records if c.seconds is not None)

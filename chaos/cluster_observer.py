@@ -213,15 +213,15 @@ class Observer:
             rv = int(meta.get("resourceVersion") or 0)
         except ValueError:
             rv = 0
-        now = time.monotonic()
-        data = _compact(resource.split(".")[0], obj)
+        now, kind_of = time.monotonic(), resource.split(".")[0]
+        data = _compact(kind_of, obj)
         if self.informers[resource].replacing:
             data["relist"] = True  # its state now; changes since the last sight were missed
         created = parse_time(meta.get("creationTimestamp"))
         if created is not None:  # on this clock; whole seconds, so up to 1 s early
             data["created"] = round(created.timestamp() - (time.time() - now), 3)
         self.history.observations.append(Observation(
-            now, resource.split(".")[0], kind, rv, meta.get("namespace") or "",
+            now, kind_of, kind, rv, meta.get("namespace") or "",
             meta.get("name") or "", data))
 
     def start(self) -> None:

@@ -28,9 +28,10 @@ File format (`History.to_jsonl`): UTF-8 JSON Lines.  The first line is
 ``{"record": "header", "format": "ketch-chaos-history", "version": 2}``; every other line is
 one record tagged by ``"record"``: "op", "watch", "fault", "leader", "revision", "lease", "run",
 "write", "obs", "component" or "convergence", whose other fields are the dataclass fields
-below (version 1 tagged them by ``"type"``, which an observation's own ``type`` overwrote).  A ``bytes`` value anywhere is written as the object
-``{"$b64": "<standard base64>"}`` so bytes and str survive the round trip exactly; tuples come
-back as lists inside op inputs/outputs; dict keys must be strings.
+below (version 1 tagged them by ``"type"``, which an observation's own ``type`` overwrote).
+A ``bytes`` value anywhere is written as the object ``{"$b64": "<standard base64>"}`` so bytes
+and str survive the round trip exactly; tuples come back as lists inside op inputs/outputs;
+dict keys must be strings.
 """
 
 from __future__ import annotations

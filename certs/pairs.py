@@ -128,12 +128,13 @@ def ensure_private_dir(directory: Path) -> None:
     It holds private keys: group and others get nothing.  CertsError if it is not a directory.
     """
     if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-    elif not directory.is_dir():
+        # exist_ok: another process (a second hollow-node process issuing its nodes'
+        # certificates) may create it between the check and the mkdir.
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not directory.is_dir():
         raise CertsError(f"{directory} is not a directory; pass another --dir")
     elif stat.S_IMODE(directory.stat().st_mode) & 0o077:
-        os.chmod(directory, 0o700)
+        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
 
 
 def _fsync_dir(directory: Path) -> None:

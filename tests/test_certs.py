@@ -43,6 +43,7 @@ from certs import (
     verify_issued_by,
 )
 from certs.cli import check_certs, register
+from certs.pairs import ensure_private_dir
 from certs.layout import issue_node, issue_node_serving, node_paths, node_serving_paths
 
 REPLICAS = ["s1", "s2", "s3"]
@@ -128,6 +129,18 @@ def test_modes_do_not_depend_on_umask(tmp_path: Path, umask: int) -> None:
             want = 0o644 if p.suffix == ".crt" else 0o600
             assert stat.S_IMODE(p.stat().st_mode) == want, p
     assert not list(d.rglob(".*.tmp"))
+
+
+def test_a_directory_another_process_creates_meanwhile_is_used(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two hollow-node processes issue their nodes' certificates at once: one creates
+    # certs/nodes between the other's existence check and its mkdir.
+    d = tmp_path / "nodes"
+    d.mkdir(mode=0o755)
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if self == d else real_exists(self))
+    ensure_private_dir(d)
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
 
 
 def test_loose_key_mode_is_tightened_not_rewritten(cluster: Path) -> None:

@@ -50,6 +50,7 @@ class InProcessAPI:
     certs: Path
     store: MemoryStore
     state: APIState
+    app: web.Application
 
     def config(self, paths: CertPaths | None = None, *, user: str = "") -> ClientConfig:
         return ClientConfig.from_cert_paths(self.url, paths or admin_paths(self.certs),
@@ -86,7 +87,7 @@ async def serve_api(certs: Path, *, progress_interval: float = 0.2,
     server = site._server
     assert server is not None and server.sockets  # type: ignore[attr-defined]
     port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    served = InProcessAPI(f"https://127.0.0.1:{port}", certs, store, state)
+    served = InProcessAPI(f"https://127.0.0.1:{port}", certs, store, state, app)
     try:
         if bootstrap:
             await _default_accounts(served)

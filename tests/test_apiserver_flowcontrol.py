@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from control.api.errors import TooManyRequests
+from control.apiserver.app import FLOW_CONTROL
 from control.apiserver.flowcontrol import DEFAULT_SHARES, FlowControl, classify
 from control.apiserver.rbac import UserInfo
 from control.apiserver.requestinfo import parse_request_info
@@ -109,3 +110,31 @@ async def test_the_levels_are_on_metrics(api: InProcessAPI) -> None:
     assert 'apiserver_flowcontrol_current_executing_requests{priority_level="node-high"}' in text
     assert 'apiserver_flowcontrol_request_wait_duration_seconds_count{priority_level="system"} ' \
         '1.0' in text
+
+
+async def test_the_latency_sli_leaves_out_the_wait_in_the_queue(api: InProcessAPI) -> None:
+    # kube's API call latency SLO is measured without the wait in flow control's queues
+    # (apiserver_request_sli_duration_seconds); apiserver_request_duration_seconds keeps it.
+    level = api.app[FLOW_CONTROL].levels["system"]
+    level.executing = level.seats  # every seat of the nodes' level is taken
+    async with api.node("n1") as node:
+        listing = asyncio.create_task(node.list(R.NODES))
+        deadline = asyncio.get_running_loop().time() + 10
+        while not level.waiting:
+            assert asyncio.get_running_loop().time() < deadline, "the list never queued"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)  # the time it waits
+        level.leave()  # a seat frees: the list runs
+        await listing
+    level.executing -= level.seats - 1
+    async with api.client() as admin:
+        text = (await admin.raw("GET", "/metrics")).body.decode()
+
+    def total(metric: str) -> float:
+        line = f'{metric}_sum{{resource="nodes",verb="list"}} '
+        return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(line))
+
+    full = total("apiserver_request_duration_seconds")
+    sli = total("apiserver_request_sli_duration_seconds")
+    assert full >= 0.3
+    assert 0 < sli <= full - 0.3

@@ -163,7 +163,9 @@ def test_the_report_states_every_figure_beside_its_target() -> None:
     r.peak = {"apiserver-1": 5 * GIB, "hollow-1": GIB}
     r.rss = {"control plane": {"apiserver-1": 100 << 20}, "nodes": {"apiserver-1": 150 << 20},
              "pods": {"apiserver-1": 300 << 20}}
+    # The SLI (no queue wait) meets the SLO; with the wait a third of the creates took > 10 s.
     r.api = {"saturation": subtract(parse_histograms(_metrics(10, 0, 0, 5)), {})}
+    r.sli = {"saturation": subtract(parse_histograms(_metrics(15, 0, 0, 0)), {})}
     r.traffic = {"idle": {"store_writes_per_s": 120.0, "lease_writes_per_s": 100.0,
                           "watch_events_per_s": 450.0, "watch_delay_p99_s": 0.0042}}
     text = format_report(r)
@@ -171,13 +173,17 @@ def test_the_report_states_every_figure_beside_its_target() -> None:
             "10 s = 100/s), watch events delivered 450/s, p99 delay 4.2 ms") in text
     assert "scheduling 150 pods/s" in text and "target ≥ 300 ✗" in text
     assert "p99 ≤ 5 s: 6.00 s ✗" in text  # nearest rank: the 99th of 100
-    assert "mutating ✗" in text
+    assert "mutating ✓" in text  # the SLI leaves flow control's queue wait out, as kube's
+    create = next(line.split() for line in text.splitlines() if line.startswith("create "))
+    assert create[:3] == ["create", "pods", "15"]
+    assert float(create[4]) <= 100 and float(create[5]) >= 10_000  # p99: SLI, then queued
     assert "5,120 ✗" in text  # the apiserver's peak RSS over 4 GiB
     assert "hollow nodes per core (idle): 1,000" in text
     assert r.complete
     doc = to_json(r)
     assert doc["startup"]["latency"]["startup"]["p99"] == 6.0
     assert doc["api"]["saturation"]["pods/create"]["count"] == 15
+    assert doc["sli"]["saturation"]["pods/create"]["within_1s"] == 1.0
 
 
 def test_the_steady_loads_come_from_revisions_lease_writes_and_watch_deliveries() -> None:

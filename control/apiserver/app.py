@@ -141,6 +141,8 @@ def _token_authenticator(api: APIState) -> TokenAuthenticator | None:
     return check
 
 
+#: The app's API priority and fairness (its levels, for in-process tests).
+FLOW_CONTROL: web.AppKey[FlowControl] = web.AppKey("flow_control", FlowControl)
 _TASKS: web.AppKey[list[asyncio.Task[None]]] = web.AppKey("background_tasks", list)
 
 
@@ -192,6 +194,7 @@ def build_app(api: APIState, cfg: ServerConfig | None = None) -> web.Application
                                                  tokens=_token_authenticator(api)),
                                        flow_control(flow, INFO, USER)],
                           client_max_size=4 * 1024 * 1024)
+    app[FLOW_CONTROL] = flow
 
     async def handler(request: web.Request) -> web.StreamResponse:
         info = request[INFO]

@@ -41,9 +41,13 @@ from control.api.errors import TooManyRequests
 from control.apiserver.rbac import UserInfo
 from control.apiserver.requestinfo import RequestInfo
 
-__all__ = ["DEFAULT_SHARES", "FlowControl", "Level", "classify", "flow_control"]
+__all__ = ["DEFAULT_SHARES", "QUEUE_WAIT", "FlowControl", "Level", "classify", "flow_control"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Seconds a request waited in its priority level's queue (admitted or refused), for the
+#: request latency SLI, which leaves it out (kube's apiserver_request_sli_duration_seconds).
+QUEUE_WAIT: web.RequestKey[float] = web.RequestKey("queue_wait", float)
 
 #: kube's default PriorityLevelConfigurations: nominal concurrency shares (exempt has none).
 DEFAULT_SHARES: dict[str, int] = {
@@ -216,7 +220,11 @@ def flow_control(fc: FlowControl, info_key: web.RequestKey[RequestInfo],
         name = classify(user, info)
         if name == EXEMPT:
             return await handler(request)
-        level = await fc.admit(name, user.name)
+        started = time.perf_counter()
+        try:
+            level = await fc.admit(name, user.name)
+        finally:
+            request[QUEUE_WAIT] = time.perf_counter() - started
         try:
             return await handler(request)
         finally:

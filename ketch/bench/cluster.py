@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from control.client import ApiClient, ClientConfig
 from control.client import resources as R
@@ -48,7 +48,9 @@ from ketch.bench.cluster_procs import Component, Fleet, Sampler, log_tail
 from ketch.bench.cluster_report import (
     DELAY_METRIC,
     GIB,
+    SLI_METRIC,
     WAIT_METRIC,
+    Hist,
     Result,
     estimate_memory,
     format_report,
@@ -61,9 +63,15 @@ from ketch.bench.machine import CpuMeter, py_spy
 
 __all__ = ["add_parser", "run_cluster"]
 
-#: One scrape: request latency, flow-control wait and watch delay histograms; the store's
-#: revision.
-Scrape = tuple[dict[Any, Any], dict[Any, Any], dict[Any, Any], int]
+class Scrape(NamedTuple):
+    """One scrape of the apiserver: request latency (with and without the flow-control
+    wait), flow-control wait and watch delay histograms; the store's revision."""
+
+    api: dict[Any, Hist]
+    sli: dict[Any, Hist]
+    waits: dict[Any, Hist]
+    delay: dict[Any, Hist]
+    revision: int
 
 _MAX_PODS_PER_NODE = 110
 _FDS_PER_NODE = 8
@@ -208,20 +216,22 @@ class _Run:
             reply = await client.raw("GET", "/metrics")
             rv = (await client.list(R.NAMESPACES, limit=1))["metadata"]["resourceVersion"]
         except Exception:  # noqa: BLE001 - the figures are then missing, not the run
-            return ({}, {}, {}, 0)
+            return Scrape({}, {}, {}, {}, 0)
         text = reply.body.decode()
-        return (parse_histograms(text), parse_histograms(text, WAIT_METRIC),
-                parse_histograms(text, DELAY_METRIC), int(rv))
+        return Scrape(parse_histograms(text), parse_histograms(text, SLI_METRIC),
+                      parse_histograms(text, WAIT_METRIC), parse_histograms(text, DELAY_METRIC),
+                      int(rv))
 
     def record(self, name: str, started: float, before: Scrape, after: Scrape) -> None:
         res = self.result
         res.phases[name] = self.sampler.end()
         res.walls[name] = wall = time.monotonic() - started
-        res.api[name] = subtract(after[0], before[0])
-        res.waits[name] = subtract(after[1], before[1])
-        if after[3] and before[3]:
-            res.traffic[name] = traffic(res.api[name], subtract(after[2], before[2]),
-                                        after[3] - before[3], wall)
+        res.api[name] = subtract(after.api, before.api)
+        res.sli[name] = subtract(after.sli, before.sli)
+        res.waits[name] = subtract(after.waits, before.waits)
+        if after.revision and before.revision:
+            res.traffic[name] = traffic(res.api[name], subtract(after.delay, before.delay),
+                                        after.revision - before.revision, wall)
 
     async def wait_ready_nodes(self, client: ApiClient) -> float:
         started = time.monotonic()

@@ -24,7 +24,14 @@ from control.api.errors import (
     NotFound,
     TooManyRequests,
 )
-from control.client import ApiClient, ClientConfig, NotLeading, OutcomeUnknown, Unreachable
+from control.client import (
+    ApiClient,
+    ClientConfig,
+    Congested,
+    NotLeading,
+    OutcomeUnknown,
+    Unreachable,
+)
 from control.client import resources as R
 from tests.inprocess import InProcessAPI
 
@@ -250,6 +257,34 @@ async def test_requests_share_a_bounded_pool_and_watches_do_not_count(api: InPro
             t.cancel()
         for w in watches:
             await w.aclose()
+
+
+async def test_waiting_for_a_free_connection_does_not_count_against_the_attempt(
+        certs_dir_session: Path) -> None:
+    """Five creates through one connection, each answered in 0.3 s, with 0.5 s per attempt:
+    the last waits 1.2 s for the connection, which is not its attempt's time (in aiohttp's
+    pool it was: a node's burst of pod work timed out in its own client's queue, and a
+    create that times out is an unknown outcome).  Past the request's whole deadline a
+    request still waiting is Congested, and was never sent."""
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        calls.append(request.method)
+        await asyncio.sleep(0.3)
+        return web.json_response({"metadata": {"name": "ok"}}, status=201)
+
+    async with _https(certs_dir_session, handler) as url:
+        cfg = ClientConfig.from_cert_paths(url, admin_paths(certs_dir_session))
+        async with ApiClient(cfg, timeout=10, attempt_timeout=0.5, max_connections=1) as c:
+            made = await asyncio.gather(
+                *(c.create(R.CONFIGMAPS, cm(f"q{i}"), "default") for i in range(5)))
+            assert len(made) == 5 and calls == ["POST"] * 5
+            busy = asyncio.create_task(c.create(R.CONFIGMAPS, cm("busy"), "default"))
+            await asyncio.sleep(0)  # it takes the connection
+            with pytest.raises(Congested):
+                await c.raw("POST", R.CONFIGMAPS.path("default"), body=cm("late"), timeout=0.1)
+            await busy
+    assert calls == ["POST"] * 6  # the late one never left the client
 
 
 async def test_a_watch_whose_request_is_lost_fails_over_instead_of_waiting_forever(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .cache import DEFAULT_INDEXERS, ObjectCache
 from .config import ClientConfig
-from .errors import NotLeading, OutcomeUnknown, Unreachable
+from .errors import Congested, NotLeading, OutcomeUnknown, Unreachable
 from .events import NORMAL, WARNING, ComponentRecorder, EventRecorder, Recorder
 from .informer import Handler, Informer, InformerFactory
 from .leaderelection import LeaderElector, LeaseConfig
@@ -26,6 +26,7 @@ __all__ = [
     "ApiClient",
     "ClientConfig",
     "ComponentRecorder",
+    "Congested",
     "EventRecorder",
     "Handler",
     "Informer",

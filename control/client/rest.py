@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import copy
 import json
 import logging
@@ -42,7 +43,7 @@ from control.api.clock import Clock, RealClock
 from control.api.errors import APIError, from_status
 
 from .config import ClientConfig
-from .errors import NotLeading, OutcomeUnknown, Unreachable
+from .errors import Congested, NotLeading, OutcomeUnknown, Unreachable
 from .ratelimit import Backoff, TokenBucket
 from .resources import Resource
 
@@ -107,6 +108,10 @@ class ApiClient:
         self.retries = retries  # False: one attempt, every failure a data point (benchmarks)
         self._limiter = TokenBucket(qps, burst or max(1, int(qps)), clock=self.clock)
         self._max_connections = max_connections
+        # A request waits for a free connection here, before its attempt's timer starts:
+        # waiting in aiohttp's pool would count against the attempt, and a burst of a node's
+        # pod work then timed out in the client's own queue (see :meth:`raw`).
+        self._slots = asyncio.Semaphore(max_connections) if max_connections > 0 else None
         self._session: aiohttp.ClientSession | None = None
         self._stream_session: aiohttp.ClientSession | None = None
         self._current = 0  # index of the apiserver that answered last
@@ -372,14 +377,16 @@ class ApiClient:
                 raise NotLeading(f"{method} {path}")
             base = self.server if server is None else self.config.servers[
                 server % len(self.config.servers)]
-            started = self.clock.monotonic()
             try:
-                limit = aiohttp.ClientTimeout(total=max(0.1, min(
-                    timeout or self.attempt_timeout, deadline - started)))
-                async with self.session.request(method, base + path, params=params,
-                                                data=data, headers=hdrs, skip_auto_headers=skip,
-                                                timeout=limit) as resp:
-                    reply = RawReply(resp.status, await resp.read(), resp.headers)
+                async with self._slot(method, path, deadline):
+                    started = self.clock.monotonic()
+                    limit = aiohttp.ClientTimeout(total=max(0.1, min(
+                        timeout or self.attempt_timeout, deadline - started)))
+                    async with self.session.request(method, base + path, params=params,
+                                                    data=data, headers=hdrs,
+                                                    skip_auto_headers=skip,
+                                                    timeout=limit) as resp:
+                        reply = RawReply(resp.status, await resp.read(), resp.headers)
             except aiohttp.ClientConnectorError as e:
                 if server is None:
                     self._failover(base)
@@ -402,6 +409,24 @@ class ApiClient:
                     return reply
                 err = _error(code, reply.body)
             await self._pause(err, backoff, deadline)
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, method: str, path: str, deadline: float) -> AsyncIterator[None]:
+        """One of the ``max_connections`` request slots, waited for until ``deadline``
+        (:class:`~control.client.errors.Congested` then: the request was not sent)."""
+        if self._slots is None:
+            yield
+            return
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self.clock.monotonic())):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise Congested(f"{method} {path}: all {self._max_connections} connections stayed "
+                            "busy until the request's deadline") from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     async def _pause(self, err: APIError, backoff: Backoff, deadline: float) -> None:
         """Sleep before the next attempt, or raise ``err`` when the deadline leaves no room."""

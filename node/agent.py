@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from control.api.clock import Clock, RealClock, format_time
+from control.api.objects import node_lease_renew_seconds
 from control.client import ApiClient, EventRecorder, Informer, InformerFactory
 from control.client import resources as R
 from node.pods.manager import PodWorkers
@@ -123,7 +124,8 @@ class NodeAgent:
         self.heartbeat = LeaseHeartbeat(
             self.hb_client, config.name, clock=self.clock, duration=config.lease_duration,
             renew_seconds=config.lease_renew_seconds, retry_initial=config.lease_retry_initial,
-            retry_cap=config.lease_retry_cap, node_uid=lambda: self.node_uid)
+            retry_cap=config.lease_retry_cap, node_uid=lambda: self.node_uid,
+            renew_floor=lambda: node_lease_renew_seconds(self.nodes.cache.get(config.name)))
         self.status = NodeStatusUpdater(
             self.hb_client, self.nodes, config, self.facts, clock=self.clock, events=self.events,
             port=lambda: config.streaming_advertise_port or self.port, not_ready=self.not_ready, readings=self.readings,

@@ -11,6 +11,10 @@ Each renewal is a PUT of the last Lease it got back (guarded by its resourceVers
 Failures are retried after 200 ms, doubling up to 7 s — never slower than the renewal itself,
 so a Lease renewed every 2.5 s retries at least every 2.5 s — then the rhythm resumes.  The Lease
 names the Node as its owner once the Node's UID is known, so deleting the Node deletes it.
+
+``renew_floor`` (the Node's ``node.ketch.io/lease-renew-seconds``, which the controller-
+manager raises as the cluster grows: Nomad's cap on heartbeats per second) stretches the
+interval, never past half the Lease's duration: a thousand nodes renew every 20 s.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ class LeaseHeartbeat:
 
     def __init__(self, client: ApiClient, name: str, *, clock: Clock, duration: int = 40,
                  renew_seconds: float = 10.0, retry_initial: float = 0.2,
-                 retry_cap: float = 7.0, node_uid: Callable[[], str] = lambda: "") -> None:
+                 retry_cap: float = 7.0, node_uid: Callable[[], str] = lambda: "",
+                 renew_floor: Callable[[], float | None] = lambda: None) -> None:
         self.client = client
         self.name = name
         self.clock = clock
@@ -49,6 +54,7 @@ class LeaseHeartbeat:
         # outage of 6 s turn into 15 s without a renewal, and the node went Unknown
         self.retry_initial, self.retry_cap = retry_initial, min(retry_cap, renew_seconds)
         self.node_uid = node_uid
+        self.renew_floor = renew_floor
         self.renewed_at: float | None = None
         self.renewals = 0
         self.failures = 0
@@ -60,10 +66,16 @@ class LeaseHeartbeat:
         while True:
             if await self.renew():
                 delay = self.retry_initial
-                await self.clock.sleep(self.renew_seconds)
+                await self.clock.sleep(self.interval())
             else:
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, self.retry_cap)
+
+    def interval(self) -> float:
+        """Seconds to the next renewal: the configured interval, stretched to the cluster's
+        floor, at most half the Lease."""
+        return min(max(self.renew_seconds, self.renew_floor() or 0.0),
+                   max(self.renew_seconds, self.duration / 2))
 
     async def renew(self) -> bool:
         """One renewal (with one immediate retry after a conflict); whether it succeeded."""

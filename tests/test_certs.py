@@ -43,8 +43,8 @@ from certs import (
     verify_issued_by,
 )
 from certs.cli import check_certs, register
-from certs.pairs import ensure_private_dir
 from certs.layout import issue_node, issue_node_serving, node_paths, node_serving_paths
+from certs.pairs import ensure_private_dir
 
 REPLICAS = ["s1", "s2", "s3"]
 LEAVES = [

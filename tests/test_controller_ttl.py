@@ -1,5 +1,7 @@
 """The ttl controller: every Node gets node.alpha.kubernetes.io/ttl from Kubernetes' table by
-cluster size, with hysteresis; and the node agent's ConfigMap/Secret cache honours it."""
+cluster size, with hysteresis, and node.ketch.io/lease-renew-seconds (Nomad's cap of 50
+heartbeats a second); the node agent's ConfigMap/Secret cache and its Lease heartbeat honour
+them."""
 
 from __future__ import annotations
 
@@ -7,9 +9,14 @@ from typing import Any
 
 import pytest
 
-from control.api.objects import NODE_TTL_ANNOTATION, node_ttl_seconds
+from control.api.objects import (
+    NODE_LEASE_RENEW_ANNOTATION,
+    NODE_TTL_ANNOTATION,
+    node_lease_renew_seconds,
+    node_ttl_seconds,
+)
 from control.client import resources as R
-from control.controllers.ttl import step_for
+from control.controllers.ttl import lease_renew_for, step_for
 from tests.controllers_env import controller_env
 from tests.inprocess import InProcessAPI
 
@@ -28,6 +35,36 @@ def test_the_step_walks_kubernetes_table_with_hysteresis(count: int, start: int,
     assert BOUNDARIES[step_for(count, start)].ttl_seconds == ttl
 
 
+def test_the_lease_renewal_floor_keeps_the_largest_cluster_of_a_step_at_50_a_second() -> None:
+    # up to 100, 500, 1,000, 2,000 nodes; past that the agent's own cap (half its Lease) rules
+    assert [lease_renew_for(step) for step in range(5)] == [2, 10, 20, 40, 300]
+
+
+@pytest.mark.parametrize(("annotations", "seconds"), [
+    ({NODE_LEASE_RENEW_ANNOTATION: "20"}, 20), ({NODE_LEASE_RENEW_ANNOTATION: "0"}, None),
+    ({NODE_LEASE_RENEW_ANNOTATION: "-5"}, None), ({NODE_LEASE_RENEW_ANNOTATION: "x"}, None),
+    ({}, None)])
+def test_the_renewal_floor_is_read_as_positive_whole_seconds_or_not_at_all(
+        annotations: Any, seconds: int | None) -> None:
+    assert node_lease_renew_seconds({"metadata": {"annotations": annotations}}) == seconds
+
+
+@pytest.mark.parametrize(("renew", "duration", "floor", "interval"), [
+    pytest.param(10.0, 40, None, 10.0, id="no-floor"),
+    pytest.param(10.0, 40, 5, 10.0, id="floor-below-own"),
+    pytest.param(10.0, 40, 20, 20.0, id="1000-nodes"),
+    pytest.param(10.0, 40, 40, 20.0, id="capped-at-half-the-lease"),
+    pytest.param(2.5, 10, 20, 5.0, id="chaos-short-lease"),
+])
+def test_the_heartbeat_stretches_to_the_floor_but_renews_twice_per_lease(
+        renew: float, duration: int, floor: int | None, interval: float) -> None:
+    from control.api.clock import FakeClock
+    from node.heartbeat import LeaseHeartbeat
+    hb = LeaseHeartbeat(None, "n1", clock=FakeClock(), duration=duration,  # type: ignore[arg-type]
+                        renew_seconds=renew, renew_floor=lambda: floor)
+    assert hb.interval() == interval
+
+
 @pytest.mark.parametrize(("annotations", "seconds"), [
     ({NODE_TTL_ANNOTATION: "30"}, 30), ({NODE_TTL_ANNOTATION: "thirty"}, None), ({}, None),
     (None, None)])
@@ -41,8 +78,15 @@ def _node(name: str) -> Obj:
 
 
 async def _ttls(env: Any) -> set[str | None]:
+    """Every Node's TTL; each must carry its step's renewal floor with it."""
     nodes, _ = await env.admin.list_all(R.NODES)
-    return {(n["metadata"].get("annotations") or {}).get(NODE_TTL_ANNOTATION) for n in nodes}
+    renewals = {"0": "2", "15": "10"}
+    out = set()
+    for n in nodes:
+        notes = n["metadata"].get("annotations") or {}
+        ttl = notes.get(NODE_TTL_ANNOTATION)
+        out.add(ttl if notes.get(NODE_LEASE_RENEW_ANNOTATION) == renewals.get(ttl) else None)
+    return out
 
 
 async def test_every_node_is_annotated_and_a_bigger_cluster_raises_them_all(

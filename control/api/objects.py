@@ -6,7 +6,8 @@ from typing import Any
 
 from .selectors import LabelSelector, SelectorError, from_label_selector
 
-__all__ = ["NODE_TTL_ANNOTATION", "meta", "node_ttl_seconds", "spec_selector"]
+__all__ = ["NODE_LEASE_RENEW_ANNOTATION", "NODE_TTL_ANNOTATION", "meta",
+           "node_lease_renew_seconds", "node_ttl_seconds", "spec_selector"]
 
 Obj = dict[str, Any]
 
@@ -38,3 +39,19 @@ def node_ttl_seconds(node: Obj | None) -> int | None:
         return int(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+#: The least interval at which a node agent renews its Lease, set on every Node by the ttl
+#: controller as the cluster grows (Nomad's heartbeat-rate cap; ketch's own annotation).
+NODE_LEASE_RENEW_ANNOTATION = "node.ketch.io/lease-renew-seconds"
+
+
+def node_lease_renew_seconds(node: Obj | None) -> int | None:
+    """The Node's least Lease renewal interval in whole seconds; None when absent or not a
+    positive number (the agent then keeps its own)."""
+    value = (meta(node).get("annotations") or {}).get(NODE_LEASE_RENEW_ANNOTATION)
+    try:
+        seconds = int(value) if isinstance(value, str) else 0
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None

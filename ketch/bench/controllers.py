@@ -25,7 +25,7 @@ from typing import Any
 
 from certs.layout import admin_paths
 from control.api.errors import APIError
-from control.client import ApiClient, ClientConfig
+from control.client import ApiClient, ClientConfig, Informer
 from control.client import resources as R
 from ketch.bench.machine import process_ticks
 from ketch.cluster import Cluster, ClusterError
@@ -95,26 +95,23 @@ async def _measure(cluster: Cluster, args: argparse.Namespace) -> Result:
     all_seen = asyncio.Event()
 
     async with ApiClient(cfg, timeout=60, max_connections=args.clients + 4) as c:
-        _, rv = await c.list_all(R.PODS, "default")
+        pods = Informer(c, R.PODS, namespace="default")
 
-        async def watch() -> None:
-            while not all_seen.is_set():
-                try:
-                    async for ev in c.watch(R.PODS, "default", resource_version=rv):
-                        if ev.type == "ADDED":
-                            seen.add(ev.object["metadata"]["name"])
-                            if len(seen) >= want:
-                                all_seen.set()
-                                return
-                except APIError as e:
-                    _progress(f"watch: {e}; resuming")
+        def added(pod: dict[str, Any]) -> None:
+            if pods.synced.is_set():  # a pod made after the start (the list's are not)
+                seen.add(pod["metadata"]["name"])
+                if len(seen) >= want:
+                    all_seen.set()
+
+        pods.add_handler(on_add=added)
 
         async def rss() -> None:
             while True:
                 res.cm_rss_peak_mib = max(res.cm_rss_peak_mib, _rss_kib(cm) / 1024)
                 await asyncio.sleep(0.5)
 
-        watcher = asyncio.create_task(watch())
+        watcher = asyncio.create_task(pods.run())
+        await pods.wait_synced()
         sampler = asyncio.create_task(rss())
         queue = iter(range(args.deployments))
         started = time.monotonic()

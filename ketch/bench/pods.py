@@ -27,7 +27,7 @@ from typing import Any
 
 from certs.layout import admin_paths
 from control.api.errors import APIError
-from control.client import ApiClient, ClientConfig
+from control.client import ApiClient, ClientConfig, Informer
 from control.client import resources as R
 from ketch.bench.load import percentile
 from ketch.bench.machine import process_ticks
@@ -112,36 +112,28 @@ async def _measure(cluster: Cluster, args: argparse.Namespace) -> Result:
     done = asyncio.Event()
 
     async with ApiClient(cfg, timeout=60, max_connections=16) as c:
-        _, rv = await c.list_all(R.PODS, "default", label_selector=f"app={_LABEL}")
+        pods = Informer(c, R.PODS, namespace="default", label_selector=f"app={_LABEL}")
 
-        async def watch() -> None:
-            nonlocal rv
-            while not done.is_set():
-                try:
-                    async for ev in c.watch(R.PODS, "default", resource_version=rv,
-                                            label_selector=f"app={_LABEL}"):
-                        rv = ev.resource_version or rv
-                        if ev.type not in ("ADDED", "MODIFIED"):
-                            continue
-                        now = time.monotonic()
-                        s = res.pods.setdefault(ev.object["metadata"]["name"], _Seen())
-                        s.first = s.first or now
-                        if (ev.object.get("spec") or {}).get("nodeName"):
-                            s.scheduled = s.scheduled or now
-                        if _running(ev.object):
-                            s.running = s.running or now
-                        if sum(1 for p in res.pods.values() if p.running) >= args.pods:
-                            done.set()
-                            return
-                except APIError as e:
-                    _progress(f"watch: {e}; resuming")
+        def seen(pod: dict[str, Any]) -> None:
+            now = time.monotonic()
+            s = res.pods.setdefault(pod["metadata"]["name"], _Seen())
+            s.first = s.first or now
+            if (pod.get("spec") or {}).get("nodeName"):
+                s.scheduled = s.scheduled or now
+            if _running(pod):
+                s.running = s.running or now
+            if sum(1 for p in res.pods.values() if p.running) >= args.pods:
+                done.set()
+
+        pods.add_handler(on_add=seen, on_update=lambda _old, new: seen(new))
 
         async def rss() -> None:
             while True:
                 res.agent_rss_peak_mib = max(res.agent_rss_peak_mib, _rss_kib(agent) / 1024)
                 await asyncio.sleep(0.5)
 
-        watcher = asyncio.create_task(watch())
+        watcher = asyncio.create_task(pods.run())
+        await pods.wait_synced()
         sampler = asyncio.create_task(rss())
         started = time.monotonic()
         for i in range(args.pods):

@@ -36,7 +36,7 @@ from typing import Any
 from certs.kubeconfig import write_kubeconfig
 from certs.layout import scheduler_paths
 from control.api.errors import APIError
-from control.client import ApiClient, ClientConfig
+from control.client import ApiClient, ClientConfig, Informer
 from control.client import resources as R
 from ketch.bench.machine import machine_ticks, process_ticks, py_spy
 from ketch.cluster import Cluster, ClusterError
@@ -323,22 +323,28 @@ async def _wait_service_account(admin: ApiClient) -> None:
 
 
 async def _watch_bound(admin: ApiClient, bound: dict[str, float], want: int) -> None:
-    rv = ""
-    while len(bound) < want:
-        try:
-            async for ev in admin.watch(R.PODS, "default", resource_version=rv):
-                rv = ev.resource_version or rv
-                obj = ev.object
-                name = (obj.get("metadata") or {}).get("name", "")
-                if (obj.get("spec") or {}).get("nodeName") and name not in bound:
-                    bound[name] = time.monotonic()
-                    if len(bound) % max(1, want // 10) == 0:
-                        _progress(f"{len(bound)} bound")
-                    if len(bound) >= want:
-                        return
-        except APIError as e:
-            _progress(f"watch: {e}; resuming")
-            await asyncio.sleep(0.2)
+    """Note when each pod is first seen bound, until ``want`` are (an informer: after a
+    410 it relists instead of retrying the expired version)."""
+    done = asyncio.Event()
+
+    def seen(obj: dict[str, Any]) -> None:
+        name = (obj.get("metadata") or {}).get("name", "")
+        if (obj.get("spec") or {}).get("nodeName") and name not in bound:
+            bound[name] = time.monotonic()
+            if len(bound) % max(1, want // 10) == 0:
+                _progress(f"{len(bound)} bound")
+            if len(bound) >= want:
+                done.set()
+
+    pods = Informer(admin, R.PODS, namespace="default")
+    pods.add_handler(on_add=seen, on_update=lambda _old, new: seen(new))
+    follow = asyncio.create_task(pods.run())
+    try:
+        await done.wait()
+    finally:
+        follow.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follow
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -34,7 +34,7 @@ from node.streaming import serving_context
 
 from .agent import NodeAgent
 from .clients import agent_clients
-from .config import KUBELET_VERSION, AgentConfig
+from .config import KUBELET_VERSION, AgentConfig, positive_seconds
 from .hollow_cli import add_hollow_arguments, run_hollow
 from .metrics import agent_registry
 from .pods import worker
@@ -73,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="post the node status at least this often (seconds)")
     p.add_argument("--node-status-compute", type=float, default=10.0,
                    help="compute the node status this often (seconds)")
+    p.add_argument("--sync-frequency", type=float, default=60.0,
+                   help="seconds between a pod worker's periodic syncs (the kubelet's "
+                        "--sync-frequency; changes and runtime events sync at once)")
     p.add_argument("--shutdown-grace", type=float, default=30.0,
                    help="on SIGTERM, give pods at most this many seconds to stop")
     p.add_argument("--keep-pods-on-exit", action="store_true",
@@ -141,6 +144,7 @@ def config_of(args: argparse.Namespace) -> AgentConfig:
         pod_cidr=args.pod_cidr, pod_cidr_wait=args.pod_cidr_wait,
         lease_duration=args.lease_duration, status_report_seconds=args.node_status_update,
         status_compute_seconds=args.node_status_compute, max_pods=args.max_pods,
+        sync_seconds=positive_seconds("--sync-frequency", args.sync_frequency),
         capacity=capacity, images=_images(args), keep_pods_on_exit=args.keep_pods_on_exit,
         shutdown_grace=args.shutdown_grace, backoff_cap=args.crash_loop_backoff_cap,
         service_proxy=not args.no_service_proxy,

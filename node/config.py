@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["KUBELET_VERSION", "RUNTIME_VERSION", "AgentConfig"]
+__all__ = ["KUBELET_VERSION", "RUNTIME_VERSION", "AgentConfig", "positive_seconds"]
 
 KUBELET_VERSION = "v1.37.0-ketch"
 RUNTIME_VERSION = "ketch-process://1"
@@ -55,7 +55,10 @@ class AgentConfig:
     log_max_size: int = 10 * 1024 * 1024
     log_max_files: int = 5
     backoff_cap: float = 300.0
-    sync_seconds: float = 10.0
+    # the kubelet's --sync-frequency (1 min): how often each pod worker looks again with
+    # nothing to wake it (runtime events, pod changes and back-offs wake it at once); at
+    # 10 s, 30,000 pods on 1,000 hollow nodes were 3,000 idle syncs a second
+    sync_seconds: float = 60.0
     status_writers: int = 8
     service_proxy: bool = True
     # the port published in the Node's daemonEndpoints when the apiserver must reach the
@@ -78,3 +81,10 @@ class AgentConfig:
     def state_path(self) -> str:
         """What the agent remembers of itself between runs (its pod CIDR)."""
         return os.path.join(self.dir, "agent-state.json")
+
+
+def positive_seconds(flag: str, value: float) -> float:
+    """``value`` if it is a positive number of seconds; ValueError naming ``flag`` if not."""
+    if not value > 0:
+        raise ValueError(f"{flag} must be > 0 seconds, got {value}")
+    return value

@@ -23,6 +23,7 @@ from certs.kubeconfig import read_kubeconfig
 from control.api.quantity import parse_quantity
 from control.client.process import configure_logging, run_main, stop_event
 
+from .config import positive_seconds
 from .hollow import HollowConfig, HollowNodes
 
 __all__ = ["add_hollow_arguments", "run_hollow"]
@@ -55,7 +56,7 @@ def hollow_config(args: argparse.Namespace) -> HollowConfig:
     agent = {"lease_duration": args.lease_duration,
              "status_report_seconds": args.node_status_update,
              "status_compute_seconds": args.node_status_compute, "max_pods": args.max_pods,
-             "pod_cidr_wait": args.pod_cidr_wait}
+             "pod_cidr_wait": args.pod_cidr_wait, "sync_seconds": positive_seconds("--sync-frequency", args.sync_frequency)}
     return HollowConfig(count=args.count, first=args.first, prefix=args.name, dir=args.dir,
                         certs=args.certs, servers=servers + tuple(args.server), cpus=cpus,
                         memory_bytes=memory, start_rate=args.start_rate,

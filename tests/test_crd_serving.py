@@ -381,14 +381,13 @@ async def test_every_apiserver_serves_a_crd_created_through_another(api: InProce
     from control.apiserver.state import APIState
 
     state = APIState.build(api.store)  # type: ignore[arg-type]
-    runner = web.AppRunner(build_app(state, ServerConfig(server_address="127.0.0.1:0",
-                                                         bootstrap=False)),
-                           handler_cancellation=True)
+    app = build_app(state, ServerConfig(server_address="127.0.0.1:0", bootstrap=False))
+    runner = web.AppRunner(app, handler_cancellation=True)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=serving_context(str(api.certs)))
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    other = InProcessAPI(f"https://127.0.0.1:{port}", api.certs, api.store, state)
+    other = InProcessAPI(f"https://127.0.0.1:{port}", api.certs, api.store, state, app)
     try:
         async with api.client() as admin, other.client() as second:
             await install(admin)

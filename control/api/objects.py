@@ -34,11 +34,7 @@ NODE_TTL_ANNOTATION = "node.alpha.kubernetes.io/ttl"
 def node_ttl_seconds(node: Obj | None) -> int | None:
     """The Node's TTL annotation as whole seconds; None when absent or not a number (as the
     kubelet, which then keeps its default)."""
-    value = (meta(node).get("annotations") or {}).get(NODE_TTL_ANNOTATION)
-    try:
-        return int(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return _whole_seconds(node, NODE_TTL_ANNOTATION)
 
 
 #: The least interval at which a node agent renews its Lease, set on every Node by the ttl
@@ -49,9 +45,14 @@ NODE_LEASE_RENEW_ANNOTATION = "node.ketch.io/lease-renew-seconds"
 def node_lease_renew_seconds(node: Obj | None) -> int | None:
     """The Node's least Lease renewal interval in whole seconds; None when absent or not a
     positive number (the agent then keeps its own)."""
-    value = (meta(node).get("annotations") or {}).get(NODE_LEASE_RENEW_ANNOTATION)
+    seconds = _whole_seconds(node, NODE_LEASE_RENEW_ANNOTATION)
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+def _whole_seconds(node: Obj | None, annotation: str) -> int | None:
+    """A Node annotation read as whole seconds; None when absent or not a number."""
+    value = (meta(node).get("annotations") or {}).get(annotation)
     try:
-        seconds = int(value) if isinstance(value, str) else 0
+        return int(value) if isinstance(value, str) else None
     except ValueError:
         return None
-    return seconds if seconds > 0 else None

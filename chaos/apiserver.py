@@ -27,7 +27,6 @@ import contextlib
 import importlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import aiohttp
 
 from certs.layout import admin_paths, apiserver_paths, apiserver_store_client_paths
 from certs.tls import client_context
+from store.launch import free_ports
 
 from .cluster import ChaosCluster
 
@@ -53,12 +53,6 @@ _ROOT = Path(__file__).resolve().parent.parent  # so `python -m control.apiserve
 
 class ApiServerError(Exception):
     """An apiserver could not be started or did not become ready; the message says why."""
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -131,7 +125,7 @@ class ApiServers:
             urls = await self._cluster.add_client_links(name)
             d = self._cluster.dir / name
             d.mkdir(parents=True, exist_ok=True)
-            self.servers.append(ApiServer(name, f"127.0.0.1:{_free_port()}", urls,
+            self.servers.append(ApiServer(name, f"127.0.0.1:{free_ports('127.0.0.1', 1)[0]}", urls,
                                           dict(zip(real, urls, strict=True)), d))
         # One after the other: apiservers that bootstrap the same empty store at once race
         # for the `kubernetes` Service's cluster IP and the loser exits (see the report).

@@ -20,6 +20,7 @@ import concurrent.futures
 import dataclasses
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -47,6 +48,7 @@ __all__ = [
     "UP_TIMEOUT",
     "ClusterError",
     "LocalCluster",
+    "ephemeral_port_range",
     "free_ports",
     "process_argv",
     "process_state",
@@ -76,11 +78,40 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def free_ports(host: str, n: int) -> list[int]:
-    """``n`` distinct ports free on ``host`` right now (all held open until all are picked)."""
-    socks = []
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (inclusive)."""
     try:
-        for _ in range(n):
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_ports(host: str, n: int) -> list[int]:
+    """``n`` distinct ports free on ``host`` right now, outside the ephemeral range.
+
+    A port the kernel hands out for ``bind(0)`` comes from the same range as the source ports
+    of outgoing connections, so between picking it and a child process binding it (or
+    binding it again on restart) any client connection may take it.  Ports below or above
+    that range are only ever taken by listeners that ask for them.  All candidates are held
+    open until all are picked, so the ``n`` never repeat.
+    """
+    lo, hi = ephemeral_port_range()
+    pool = [*range(10000, lo), *range(hi + 1, 65536)]
+    rng = random.SystemRandom()
+    socks: list[socket.socket] = []
+    try:
+        for port in rng.sample(pool, min(len(pool), 2000)):
+            if len(socks) == n:
+                break
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            try:
+                s.bind((host, port))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:  # an exhausted pool: let the kernel choose
             s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
             s.bind((host, 0))
             socks.append(s)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ketch.cli import build_parser, main
-from store.launch import ClusterError, LocalCluster
+from store.launch import ClusterError, LocalCluster, ephemeral_port_range, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +125,15 @@ def test_free_ports_are_distinct(tmp_path: Path):
     ports = [int(u.rsplit(":", 1)[1]) for u in c.client_urls]
     ports += [int(m.raft.rsplit(":", 1)[1]) for m in c.members]
     assert len(set(ports)) == 10
+
+
+def test_free_ports_lie_outside_the_range_outgoing_connections_take_source_ports_from():
+    # A component restarted on its old port failed with EADDRINUSE: the port had come from
+    # bind(0), and a client connection had since taken it as its source port.
+    lo, hi = ephemeral_port_range()
+    ports = free_ports("127.0.0.1", 50)
+    assert len(set(ports)) == 50
+    assert not [p for p in ports if lo <= p <= hi]
 
 
 def test_a_pid_file_naming_someone_elses_process_is_ignored(tmp_path: Path):

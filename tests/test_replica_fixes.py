@@ -7,7 +7,6 @@ run with the fix on (must hold) and off (must show the bug), so the test can fai
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,8 @@ from pysyncobj.node import TCPNode
 
 from store.config import Member, ReplicaConfig
 from store.journal import DurableJournal
+from store.launch import free_ports
 from store.replica import _PatchedSyncObj
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -30,7 +24,7 @@ def make_node(tmp_path: Path):
     made: list[_PatchedSyncObj] = []
 
     def make(*, fixes: bool) -> tuple[_PatchedSyncObj, TCPNode]:
-        me, peer, other = (f"127.0.0.1:{_free_port()}" for _ in range(3))
+        me, peer, other = (f"127.0.0.1:{p}" for p in free_ports("127.0.0.1", 3))
         members = (
             Member("a", me, "https://127.0.0.1:1"),
             Member("b", peer, "https://127.0.0.1:2"),

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -28,6 +27,7 @@ import aiohttp
 from certs import authority, layout
 from certs.layout import CertPaths
 from certs.tls import client_context
+from store.launch import free_ports
 
 __all__ = [
     "CLIENT_CN",
@@ -125,18 +125,6 @@ def client_ssl(tls: EtcdTLS) -> ssl.SSLContext:
     return client_context(tls.client)
 
 
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free TCP ports on 127.0.0.1 (held open together so they cannot repeat)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @dataclass(frozen=True)
 class EtcdMember:
     """One member's fixed identity: its name, ports and data directory."""
@@ -176,7 +164,7 @@ class EtcdCluster:
         progress: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         names = sorted(tls.members)
-        ports = _free_ports(2 * len(names))
+        ports = free_ports("127.0.0.1", 2 * len(names))
         self.root = root
         self.tls = tls
         self.members = {

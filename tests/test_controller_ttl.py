@@ -5,6 +5,8 @@ them."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -141,5 +143,46 @@ async def test_the_agent_rereads_a_configmap_after_its_nodes_ttl_and_never_under
         await admin.patch(R.CONFIGMAPS, "c", {"data": {"v": "2"}}, "default")
         clock.advance(fresh_after - 0.5)
         assert (await sources.configmap("default", "c") or {})["data"] == {"v": "1"}
-        clock.advance(1.0)
-        assert (await sources.configmap("default", "c") or {})["data"] == {"v": "2"}
+        # The refresh is read from the watch cache, which follows the store: poll for it.
+        await _until(lambda: _data(sources), {"v": "2"}, clock, fresh_after + 0.5)
+
+
+async def _data(sources: Any) -> Any:
+    return (await sources.configmap("default", "c") or {}).get("data")
+
+
+async def _until(read: Any, want: Any, clock: Any, step: float) -> None:
+    deadline = time.monotonic() + 10
+    while (got := await read()) != want:
+        assert time.monotonic() < deadline, f"still {got}, not {want}"
+        clock.advance(step)
+        await asyncio.sleep(0.02)
+
+
+async def test_a_refresh_reads_the_watch_cache_a_first_read_and_a_missing_object_the_store(
+        api: InProcessAPI) -> None:
+    from control.api.clock import FakeClock
+    from control.client import Informer
+    from node.sources import ClusterSources
+
+    clock = FakeClock()
+    async with api.client() as admin:
+        asked: list[tuple[str, str]] = []
+        get = admin.get
+
+        async def recording_get(res: Any, name: str, namespace: str = "", **kw: Any) -> Any:
+            asked.append((name, (kw.get("params") or {}).get("resourceVersion", "")))
+            return await get(res, name, namespace, **kw)
+
+        admin.get = recording_get  # type: ignore[method-assign]
+        sources = ClusterSources(admin, Informer(admin, R.SERVICES), clock=clock,
+                                 node=lambda: _node("n1"))
+        assert await sources.configmap("default", "later") is None
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"},
+              "data": {"v": "1"}}
+        await admin.create(R.CONFIGMAPS, cm, "default")
+        clock.advance(2.5)
+        assert (await sources.configmap("default", "later") or {}).get("data") == {"v": "1"}
+        clock.advance(2.5)
+        assert (await sources.configmap("default", "later") or {}).get("data") == {"v": "1"}
+        assert asked == [("later", ""), ("later", ""), ("later", "0")]

@@ -42,7 +42,7 @@ async def _until(check: Any, what: str) -> None:
 
 
 async def _commit(replica: Replica, payload: bytes) -> None:
-    done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     replica.propose(payload, lambda outcome, _result: done.set_result(outcome))
     assert await asyncio.wait_for(done, DEADLINE) == RESULT_OK
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,27 +56,43 @@ async def _started(tmp_path: Path, raft: str) -> Replica:
     return replica
 
 
-async def test_a_snapshot_is_written_by_a_child_while_the_replica_keeps_committing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    started, release, writer = tmp_path / "started", tmp_path / "release", tmp_path / "writer"
-    write = Replica._write_snapshot
+Writer = Callable[[Replica, str, Any], None]
 
-    def gated(self: Replica, tmp_file: str, raft_data: Any) -> None:
-        # Stands for a dump that takes long: it holds until the test releases it.
-        writer.write_text(str(os.getpid()))
-        started.touch()
-        until = time.monotonic() + DEADLINE
-        while not release.exists() and time.monotonic() < until:
-            time.sleep(0.01)
-        write(self, tmp_file, raft_data)
 
-    monkeypatch.setattr(Replica, "_write_snapshot", gated)
-    (raft,) = (f"127.0.0.1:{p}" for p in free_ports("127.0.0.1", 1))
+async def _filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                  wrap: Callable[[Writer], Writer]) -> tuple[Replica, str]:
+    """A single replica, its snapshot writer ``wrap(the real one)``, past its threshold."""
+    monkeypatch.setattr(Replica, "_write_snapshot", wrap(Replica._write_snapshot))
+    (port,) = free_ports("127.0.0.1", 1)
+    raft = f"127.0.0.1:{port}"
     replica = await _started(tmp_path, raft)
     try:
         for i in range(SNAPSHOT_ENTRIES + 5):
             await _commit(replica, _put(i))
+    except BaseException:
+        replica.stop()
+        raise
+    return replica, raft
+
+
+async def test_a_snapshot_is_written_by_a_child_while_the_replica_keeps_committing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started, release, writer = tmp_path / "started", tmp_path / "release", tmp_path / "writer"
+
+    def gated(write: Writer) -> Writer:
+        def slow(self: Replica, tmp_file: str, raft_data: Any) -> None:
+            # Stands for a dump that takes long: it holds until the test releases it.
+            writer.write_text(str(os.getpid()))
+            started.touch()
+            until = time.monotonic() + DEADLINE
+            while not release.exists() and time.monotonic() < until:
+                time.sleep(0.01)
+            write(self, tmp_file, raft_data)
+        return slow
+
+    replica, raft = await _filled(tmp_path, monkeypatch, gated)
+    try:
         await _until(started.exists, "a snapshot begins")
         for i in range(SNAPSHOT_ENTRIES + 5, SNAPSHOT_ENTRIES + 15):
             await _commit(replica, _put(i))  # an inline dump would hold the loop right here
@@ -104,20 +121,17 @@ async def test_a_failed_snapshot_keeps_the_log_and_is_tried_again(
 ) -> None:
     fail = tmp_path / "fail-once"
     fail.touch()
-    write = Replica._write_snapshot
 
-    def failing_once(self: Replica, tmp_file: str, raft_data: Any) -> None:
-        if fail.exists():
-            fail.unlink()
-            raise OSError("disk full")
-        write(self, tmp_file, raft_data)
+    def failing_once(write: Writer) -> Writer:
+        def once(self: Replica, tmp_file: str, raft_data: Any) -> None:
+            if fail.exists():
+                fail.unlink()
+                raise OSError("disk full")
+            write(self, tmp_file, raft_data)
+        return once
 
-    monkeypatch.setattr(Replica, "_write_snapshot", failing_once)
-    (raft,) = (f"127.0.0.1:{p}" for p in free_ports("127.0.0.1", 1))
-    replica = await _started(tmp_path, raft)
+    replica, _ = await _filled(tmp_path, monkeypatch, failing_once)
     try:
-        for i in range(SNAPSHOT_ENTRIES + 5):
-            await _commit(replica, _put(i))
         await _until(lambda: not fail.exists(), "the first snapshot fails")
         await _until(replica.snapshot_file.exists, "a later snapshot is in place")
         await _until(lambda: len(replica.journal) < SNAPSHOT_ENTRIES, "the log is compacted")

@@ -52,7 +52,8 @@ class ReplicaConfig:
     # defaults (64 KiB messages, one command per entry, many in flight) are what its
     # truncation bug needs, so the chaos suite sets them to prove it catches that bug.
     raft_batch_bytes: int = 8 * 2**20
-    snapshot_entries: int = 50_000  # log entries between snapshots (and at least every 300 s)
+    snapshot_entries: int = 50_000  # log entries that make a snapshot due...
+    snapshot_seconds: float = 300.0  # ...or this long; each replica takes its third of it
     max_inflight_entries: int = 1
     max_entry_commands: int = 0  # 0: no limit
     extra: dict[str, Any] = field(default_factory=dict)

@@ -64,3 +64,27 @@ async def test_the_kubelets_rhythm_is_unchanged_for_its_own_lease() -> None:
     waits = await _waits(10.0)
     assert waits[:6] == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 6.4])
     assert waits[-3:] == pytest.approx([7.0, 7.0, 7.0])
+
+
+@pytest.mark.parametrize("lease_duration", [40, 8])
+async def test_heartbeat_attempts_outlast_the_apiservers_queue_wait(
+        tmp_path: Any, lease_duration: int) -> None:
+    # An overloaded apiserver answers 429 after FlowControl.MAX_WAIT in its queue, on the live
+    # connection; an attempt that gives up first closes it, and every retry pays a TLS
+    # handshake on both sides (the spiral of the 1,000-node benchmark, with 5-s attempts).
+    # A Lease renewed more often than that (chaos runs' short ones) keeps one try per renewal.
+    import ssl
+
+    from control.apiserver.flowcontrol import FlowControl
+    from control.client import ClientConfig
+    from node.clients import agent_clients
+    from node.config import AgentConfig
+
+    config = AgentConfig(name="n1", dir=str(tmp_path), lease_duration=lease_duration)
+    cc = ClientConfig(servers=("https://127.0.0.1:1",), ssl=ssl.create_default_context())
+    async with agent_clients(cc, "test", config, qps=0, burst=0) as (client, heartbeat):
+        assert client.attempt_timeout >= 2 * FlowControl.MAX_WAIT
+        if lease_duration == AgentConfig.lease_duration:
+            assert heartbeat.attempt_timeout >= 2 * FlowControl.MAX_WAIT
+        else:
+            assert heartbeat.attempt_timeout == config.lease_renew_seconds == 2

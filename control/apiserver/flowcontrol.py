@@ -144,7 +144,7 @@ class Level:
 class FlowControl:
     """The levels of one apiserver, sized from ``total`` seats by kube's shares."""
 
-    #: Shorter than the clients' per-attempt timeouts (5 s for node heartbeats, 10 s by
+    #: Shorter than the clients' per-attempt timeouts (10 s for node heartbeats and by
     #: default): an overloaded server answers 429 on a live connection, which the client
     #: retries after Retry-After, instead of the client giving up, closing the connection
     #: and paying a TLS handshake on both sides for the retry — at 1,000 hollow nodes that

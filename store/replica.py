@@ -30,21 +30,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
 import cbor2
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf
 from pysyncobj import syncobj as _syncobj_module
 from pysyncobj.poller import POLL_EVENT_TYPE
 
+from . import snapshot_file
 from .config import ReplicaConfig
 from .errors import StoreError
 from .journal import DurableJournal
@@ -59,7 +58,6 @@ _NO_OP = 1  # pysyncobj's _COMMAND_TYPE.NO_OP
 _MEMBERSHIP = 2  # pysyncobj's _COMMAND_TYPE.MEMBERSHIP (ours carry CBOR, not pickle)
 
 RESULT_OK = "ok"
-_SNAPSHOT_SYNC_BYTES = 64 * 2**20
 RESULT_UNKNOWN = "unknown"  # the entry may still commit (leader changed, timeout)
 RESULT_NOT_APPLIED = "not_applied"  # definitely not applied (no leader, queue full, discarded)
 
@@ -323,43 +321,6 @@ class _PatchedSyncObj(SyncObj):  # type: ignore[misc]  # pysyncobj ships no type
         self._applyCommand(payload, callback, KETCH_ENTRY)
 
 
-def _become_snapshot_child() -> None:
-    """In the forked snapshot writer: hold none of the replica's sockets and files (so a
-    restarted replica can bind its ports while the child still writes, and peers see closed
-    connections close), let a signal to the process group end it, never collect garbage (a
-    finalizer of an inherited object could close a descriptor number reused since), and take
-    only the CPU the replicas and their neighbours leave (three dumps at full priority held
-    the whole 2-core benchmark machine for ten seconds)."""
-    gc.disable()
-    os.nice(19)
-    with contextlib.suppress(ValueError):  # only the main thread may; the loop's usually is
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-
-
-class _SyncedWriter:
-    """Writes through to ``f``, syncing every :data:`_SNAPSHOT_SYNC_BYTES`: a snapshot of
-    hundreds of MB never leaves that much dirty data for the journal's next fsync to wait
-    behind (ext4's ordered mode can commit them together)."""
-
-    def __init__(self, f: Any) -> None:
-        self._f = f
-        self._unsynced = 0
-
-    def writable(self) -> bool:  # cbor2 asks
-        return True
-
-    def write(self, data: bytes) -> int:
-        n: int = self._f.write(data)
-        self._unsynced += n
-        if self._unsynced >= _SNAPSHOT_SYNC_BYTES:
-            self._f.flush()
-            os.fdatasync(self._f.fileno())
-            self._unsynced = 0
-        return n
-
-
 class Replica:
     """One store replica's Raft node and its state machine, driven by the event loop.
 
@@ -497,26 +458,18 @@ class Replica:
 
     def _write_snapshot(self, tmp_file: str, raft_data: Any) -> None:
         if os.getpid() != self._pid:
-            _become_snapshot_child()
+            snapshot_file.become_writer_child()
         last, prev, cluster = raft_data
-        doc = {
-            "format": 1,
+        snapshot_file.write(tmp_file, {
             "last": list(last),
             "prev": list(prev),
             # Real Raft addresses (a route is this replica's private way to dial a peer).
             "cluster": sorted(self._real_address(getattr(n, "address", str(n))) for n in cluster),
             "machine": self.machine.dump(),
-        }
-        with open(tmp_file, "wb") as f:
-            cbor2.dump(doc, cast(IO[bytes], _SyncedWriter(f)))  # it only calls write()
-            f.flush()
-            os.fsync(f.fileno())
+        })
 
     def _read_snapshot(self, file_name: str) -> tuple[Any, Any, Any]:
-        with open(file_name, "rb") as f:
-            doc = cbor2.load(f)
-        if not isinstance(doc, dict) or doc.get("format") != 1:
-            raise ValueError(f"{file_name}: not a ketch snapshot")
+        doc = snapshot_file.read(file_name)
         machine = Machine.load(doc["machine"])
         with self.state_lock:
             self.machine = machine

@@ -145,13 +145,12 @@ def test_a_large_snapshot_is_synced_as_it_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # So a dump of hundreds of MB never leaves it all dirty for the journal's fsync to wait on.
-    from store import replica
+    from store import snapshot_file
 
     synced: list[int] = []
-    monkeypatch.setattr(replica, "_SNAPSHOT_SYNC_BYTES", 8000)
-    monkeypatch.setattr(replica.os, "fdatasync", lambda fd: synced.append(fd))
+    monkeypatch.setattr(snapshot_file, "SYNC_BYTES", 8000)
+    monkeypatch.setattr(snapshot_file.os, "fdatasync", lambda fd: synced.append(fd))
     doc = {"kv": [b"x" * 500 for _ in range(40)]}
-    with open(tmp_path / "snap", "wb") as f:
-        cbor2.dump(doc, replica._SyncedWriter(f))  # type: ignore[arg-type]
+    snapshot_file.write(str(tmp_path / "snap"), doc)
     assert len(synced) >= 2  # ~20 KB in cbor2's ~4-KB writes: a sync after each 8,000
-    assert cbor2.loads((tmp_path / "snap").read_bytes()) == doc
+    assert snapshot_file.read(str(tmp_path / "snap")) == {"format": 1, **doc}

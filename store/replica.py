@@ -458,7 +458,7 @@ class Replica:
 
     def _write_snapshot(self, tmp_file: str, raft_data: Any) -> None:
         if os.getpid() != self._pid:
-            snapshot_file.become_writer_child()
+            snapshot_file.become_writer_child(self._pid)
         last, prev, cluster = raft_data
         snapshot_file.write(tmp_file, {
             "last": list(last),

@@ -10,6 +10,7 @@ The document is ``{"format": 1, "last": [...], "prev": [...], "cluster": [...],
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import os
 import signal
@@ -21,15 +22,21 @@ __all__ = ["FORMAT", "SYNC_BYTES", "SyncedWriter", "become_writer_child", "read"
 
 FORMAT = 1
 SYNC_BYTES = 64 * 2**20
+_PR_SET_PDEATHSIG = 1
 
 
-def become_writer_child() -> None:
-    """In the forked snapshot writer: hold none of the replica's sockets and files (so a
-    restarted replica can bind its ports while the child still writes, and peers see closed
-    connections close), let a signal to the process group end it, never collect garbage (a
-    finalizer of an inherited object could close a descriptor number reused since), and take
-    only the CPU the replicas and their neighbours leave (three dumps at full priority held
-    the whole 2-core benchmark machine for ten seconds)."""
+def become_writer_child(parent: int) -> None:
+    """In the forked snapshot writer: die with the replica ``parent`` (an orphan finishing
+    late could rename its older snapshot over one a restarted replica wrote after compacting
+    its log), hold none of the replica's sockets and files (so a restarted replica can bind
+    its ports, and peers see closed connections close), let a signal to the process group end
+    it, never collect garbage (a finalizer of an inherited object could close a descriptor
+    number reused since), and take only the CPU the replicas and their neighbours leave (three
+    dumps at full priority held the whole 2-core benchmark machine for ten seconds)."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only: prctl(PR_SET_PDEATHSIG)
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
     gc.disable()
     os.nice(19)
     with contextlib.suppress(ValueError):  # only the main thread may; the loop's usually is

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Any
 import cbor2
 import pytest
 
+from store import snapshot_file
 from store.config import Member, ReplicaConfig
-from store.launch import free_ports
+from store.launch import free_ports, process_state
 from store.replica import RESULT_OK, Replica
 
 SNAPSHOT_ENTRIES = 20
@@ -56,13 +58,30 @@ async def _started(tmp_path: Path, raft: str) -> Replica:
     return replica
 
 
-Writer = Callable[[Replica, str, Any], None]
+Writer = Callable[[str, dict[str, Any]], None]
+Patch = Callable[[Any, str, Any], None]
 
 
-async def _filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def _gated(tmp_path: Path) -> Callable[[Writer], Writer]:
+    """A snapshot writer that stands for a dump that takes long: in the child, it notes its
+    pid in ``writer``, touches ``started`` and holds until ``release`` exists."""
+    def wrap(write: Writer) -> Writer:
+        def slow(path: str, doc: dict[str, Any]) -> None:
+            (tmp_path / "writer").write_text(str(os.getpid()))
+            (tmp_path / "started").touch()
+            until = time.monotonic() + DEADLINE
+            while not (tmp_path / "release").exists() and time.monotonic() < until:
+                time.sleep(0.01)
+            write(path, doc)
+        return slow
+    return wrap
+
+
+async def _filled(tmp_path: Path, patch: Patch,
                   wrap: Callable[[Writer], Writer]) -> tuple[Replica, str]:
-    """A single replica, its snapshot writer ``wrap(the real one)``, past its threshold."""
-    monkeypatch.setattr(Replica, "_write_snapshot", wrap(Replica._write_snapshot))
+    """A single replica, its snapshot file writer ``wrap(the real one)`` (installed with
+    ``patch``), past its threshold."""
+    patch(snapshot_file, "write", wrap(snapshot_file.write))
     (port,) = free_ports("127.0.0.1", 1)
     raft = f"127.0.0.1:{port}"
     replica = await _started(tmp_path, raft)
@@ -79,19 +98,7 @@ async def test_a_snapshot_is_written_by_a_child_while_the_replica_keeps_committi
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     started, release, writer = tmp_path / "started", tmp_path / "release", tmp_path / "writer"
-
-    def gated(write: Writer) -> Writer:
-        def slow(self: Replica, tmp_file: str, raft_data: Any) -> None:
-            # Stands for a dump that takes long: it holds until the test releases it.
-            writer.write_text(str(os.getpid()))
-            started.touch()
-            until = time.monotonic() + DEADLINE
-            while not release.exists() and time.monotonic() < until:
-                time.sleep(0.01)
-            write(self, tmp_file, raft_data)
-        return slow
-
-    replica, raft = await _filled(tmp_path, monkeypatch, gated)
+    replica, raft = await _filled(tmp_path, monkeypatch.setattr, _gated(tmp_path))
     try:
         await _until(started.exists, "a snapshot begins")
         for i in range(SNAPSHOT_ENTRIES + 5, SNAPSHOT_ENTRIES + 15):
@@ -123,14 +130,14 @@ async def test_a_failed_snapshot_keeps_the_log_and_is_tried_again(
     fail.touch()
 
     def failing_once(write: Writer) -> Writer:
-        def once(self: Replica, tmp_file: str, raft_data: Any) -> None:
+        def once(path: str, doc: dict[str, Any]) -> None:
             if fail.exists():
                 fail.unlink()
                 raise OSError("disk full")
-            write(self, tmp_file, raft_data)
+            write(path, doc)
         return once
 
-    replica, _ = await _filled(tmp_path, monkeypatch, failing_once)
+    replica, _ = await _filled(tmp_path, monkeypatch.setattr, failing_once)
     try:
         await _until(lambda: not fail.exists(), "the first snapshot fails")
         await _until(replica.snapshot_file.exists, "a later snapshot is in place")
@@ -145,8 +152,6 @@ def test_a_large_snapshot_is_synced_as_it_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # So a dump of hundreds of MB never leaves it all dirty for the journal's fsync to wait on.
-    from store import snapshot_file
-
     synced: list[int] = []
     monkeypatch.setattr(snapshot_file, "SYNC_BYTES", 8000)
     monkeypatch.setattr(snapshot_file.os, "fdatasync", lambda fd: synced.append(fd))
@@ -154,3 +159,32 @@ def test_a_large_snapshot_is_synced_as_it_is_written(
     snapshot_file.write(str(tmp_path / "snap"), doc)
     assert len(synced) >= 2  # ~20 KB in cbor2's ~4-KB writes: a sync after each 8,000
     assert snapshot_file.read(str(tmp_path / "snap")) == {"format": 1, **doc}
+
+
+_ORPHAN = """
+import asyncio, sys
+from pathlib import Path
+from tests import test_replica_snapshots as t
+
+async def main(tmp: Path) -> None:
+    await t._filled(tmp, setattr, t._gated(tmp))
+    await asyncio.Event().wait()  # until killed
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+async def test_the_snapshot_writer_dies_with_its_replica(tmp_path: Path) -> None:
+    # Left running, it could rename an older snapshot over the one a restarted replica wrote
+    # after compacting its log: the next start would miss the entries in between.
+    root = Path(__file__).resolve().parent.parent
+    replica = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _ORPHAN, str(tmp_path), cwd=root)
+    try:
+        await _until(lambda: (tmp_path / "started").exists(), "a snapshot begins")
+    finally:
+        replica.kill()
+        await replica.wait()
+    child = int((tmp_path / "writer").read_text())
+    await _until(lambda: process_state(child) in (None, "Z", "X"), "the writer is gone")
+    assert not (tmp_path / "data" / "snapshot.cbor").exists()

@@ -12,10 +12,10 @@ four wait in the client (not against their timeout).  ``heartbeat`` is separate 
 renewals and node status never queue behind pod work.  Its attempts, like the kubelet's
 heartbeat client, may take 10 s (less only with a Lease renewed more often): longer than
 the apiserver's 4-s flow-control wait, so an overloaded apiserver answers 429 on the live
-connection before the client gives up.  With 5-s attempts, one 10-s stall at 16,000 pods (three store snapshots
-at once) left 1,000 hollow nodes timing out heartbeats and status patches, closing their
-connections and paying TLS handshakes on both sides for every retry, a spiral that did not
-end.  Watches (informers) use each client's stream pool, which is not limited.
+connection before the client gives up.  With 5-s attempts, one 10-s stall at 16,000 pods
+(three store snapshots at once) left 1,000 hollow nodes timing out heartbeats and status
+patches, closing their connections and paying TLS handshakes on both sides for every retry,
+a spiral that did not end.  Watches (informers) use each client's stream pool, which is not limited.
 """
 
 from __future__ import annotations

@@ -98,13 +98,13 @@ def free_ports(host: str, n: int) -> list[int]:
     """
     lo, hi = ephemeral_port_range()
     pool = [*range(10000, lo), *range(hi + 1, 65536)]
-    rng = random.SystemRandom()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     socks: list[socket.socket] = []
     try:
-        for port in rng.sample(pool, min(len(pool), 2000)):
+        for port in random.SystemRandom().sample(pool, min(len(pool), 2000)):
             if len(socks) == n:
                 break
-            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            s = socket.socket(family)
             try:
                 s.bind((host, port))
             except OSError:
@@ -112,7 +112,7 @@ def free_ports(host: str, n: int) -> list[int]:
                 continue
             socks.append(s)
         while len(socks) < n:  # an exhausted pool: let the kernel choose
-            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            s = socket.socket(family)
             s.bind((host, 0))
             socks.append(s)
         return [s.getsockname()[1] for s in socks]
